@@ -1,0 +1,70 @@
+"""File helpers shared by every tool: atomic writes and JSON reading with clear errors."""
+import json
+import os
+import tempfile
+from typing import Any, Callable
+
+__all__ = ["atomic_write", "atomic_write_json", "read_json"]
+
+
+def atomic_write(path: str, write_fn: Callable[[Any], None], mode: str = "w") -> None:
+    """Write a file atomically: ``write_fn(fileobj)`` fills a temp file that is renamed over ``path``.
+
+    A crash (or an exception in ``write_fn``) leaves any previous ``path`` untouched and never a
+    partial file.
+
+    Args:
+        path: destination file; its directory is created if needed.
+        write_fn: callable receiving the open temporary file object.
+        mode: ``"w"`` for text, ``"wb"`` for bytes.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(obj: Any, path: str, **dump_kwargs) -> None:
+    """Serialise ``obj`` as JSON to ``path`` atomically (temp file + rename).
+
+    Args:
+        obj: JSON-serialisable object.
+        path: destination file.
+        **dump_kwargs: forwarded to :func:`json.dump` (e.g. ``indent``).
+    """
+    atomic_write(path, lambda f: json.dump(obj, f, **dump_kwargs))
+
+
+def read_json(path: str, what: str = "JSON file") -> Any:
+    """Load a JSON file, turning I/O and syntax problems into errors that name the file.
+
+    Args:
+        path: file to read.
+        what: description used in error messages (e.g. "results file").
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not valid JSON.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, "r") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path} is not a UTF-8 text file: {e}") from e
