@@ -17,11 +17,11 @@ __all__ = ["add_wsovvis_config"]
 def _add_input_config(cfg):
     """Video clip sampling and test-time sizes (read by ``wsovvis.data``)."""
     cfg.INPUT.SAMPLING_FRAME_NUM = 5  # frames per training clip
-    cfg.INPUT.SAMPLING_FRAME_RANGE = 2  # clip frames are drawn within +-RANGE of a random anchor frame
-    cfg.INPUT.SAMPLING_FRAME_SHUFFLE = False  # shuffle the sampled clip frames instead of sorting them
-    cfg.INPUT.SAMPLING_INTERVAL = 1  # minimum gap between sampled frames (1 = consecutive allowed)
-    cfg.INPUT.SAMPLING_CONSECUTIVE = True  # take RANGE-window consecutive frames (VidEoMT) vs random picks (SeqFormer)
-    cfg.INPUT.RANDOM_FLIP = "flip_by_clip"  # "flip_by_clip" (one flip for the clip) or "none"
+    cfg.INPUT.SAMPLING_FRAME_RANGE = 2  # random picks: frames within +-RANGE of a random anchor
+    cfg.INPUT.SAMPLING_FRAME_SHUFFLE = False  # clip frames in random order (else sorted)
+    cfg.INPUT.SAMPLING_INTERVAL = 1  # min gap between clip frames (window stride if consecutive)
+    cfg.INPUT.SAMPLING_CONSECUTIVE = True  # consecutive window (VidEoMT) / random picks (SeqFormer)
+    cfg.INPUT.RANDOM_FLIP = "flip_by_clip"  # 1 flip per clip: flip_by_clip|horizontal|vertical|none
     cfg.INPUT.TEST_SIZE_DIVISIBILITY = 32  # test images are padded to a multiple of this
 
 
@@ -29,7 +29,7 @@ def _add_dataset_config(cfg):
     """Dataset roots and loader behaviour (read by ``wsovvis.data``)."""
     cfg.DATASETS.ROOT = ""  # root of builtin splits; "" = $WSOVVIS_DATASETS or ./datasets
     cfg.DATALOADER.FILTER_EMPTY_VIDEOS = True  # drop training videos without any annotated instance
-    cfg.DATALOADER.MIN_CLIP_INSTANCES = 0  # resample a clip with fewer present instances (0 = never)
+    cfg.DATALOADER.MIN_CLIP_INSTANCES = 0  # resample (<=10x) clips with fewer tracks (0 = never)
 
 
 def _add_evaluation_config(cfg):
@@ -52,16 +52,92 @@ def _add_solver_config(cfg):
 def _add_videomt_config(cfg):
     """VidEoMT meta-architecture (read by ``wsovvis.modeling.meta_arch.videomt``)."""
     cfg.MODEL.VIDEOMT = CN()
+    _C = cfg.MODEL.VIDEOMT
+    _C.MODEL_NAME = "vit_small_patch14_reg4_dinov2"  # timm ViT id, or "custom" (EMBED_DIM/DEPTH/...)
+    _C.IMG_SIZE = 640  # reference pos_embed grid = IMG_SIZE/PATCH_SIZE (inputs may be any size)
+    _C.PATCH_SIZE = 16  # ViT patch size (DINOv2's 14 is resampled to 16, as upstream)
+    _C.SEGMENTER_BLOCKS = [9, 10, 11]  # ViT blocks that also process the queries (L: [20..23])
+    _C.NUM_QUERIES = 200  # object queries (= track slots; query index is the track id)
+    _C.NUM_CLASSES = 40  # foreground classes K (class head has K+1 outputs)
+    _C.EMBED_DIM = 0  # "custom" ViT only: width
+    _C.DEPTH = 0  # "custom" ViT only: number of blocks
+    _C.NUM_HEADS = 0  # "custom" ViT only: attention heads
+    _C.NUM_REG_TOKENS = 4  # "custom" ViT only: register tokens (DINOv2-reg4 layout)
+    _C.DROP_PATH_RATE = 0.0  # stochastic depth of the ViT (0 upstream)
+    _C.NORM_QUERIES = False  # LayerNorm queries before propagation/aux heads (upstream VPS/VSS)
+    _C.CLASS_WEIGHT = 2.0  # cross-entropy loss / matching cost weight
+    _C.MASK_WEIGHT = 5.0  # mask BCE loss / matching cost weight
+    _C.DICE_WEIGHT = 5.0  # mask Dice loss / matching cost weight
+    _C.NO_OBJECT_WEIGHT = 0.1  # CE weight of the no-object class
+    _C.DEEP_SUPERVISION = True  # losses on the predictions made before each segmenter block
+    _C.AUX_LOSS_MODE = "parity"  # "parity": drop the pre-last-block aux loss like upstream; "all"
+    _C.TRAIN_NUM_POINTS = 12544  # points per mask for the matching cost and mask losses
+    _C.OVERSAMPLE_RATIO = 3.0  # PointRend candidate oversampling for the mask losses
+    _C.IMPORTANCE_SAMPLE_RATIO = 0.75  # fraction of loss points chosen by uncertainty
+    _C.SIZE_DIVISIBILITY = 32  # inputs are zero-padded (bottom/right) to a multiple of this
+    _C.TEST_TOPK = 10  # tracks kept per video: flattened top-k over queries x classes
+    _C.WINDOW_SIZE = 1  # frames per network call at test time (1 = strictly online)
 
 
 def _add_seqformer_config(cfg):
     """SeqFormer meta-architecture, key names as in VNext (read by ``wsovvis.modeling.meta_arch.seqformer``)."""
     cfg.MODEL.SeqFormer = CN()
+    sf = cfg.MODEL.SeqFormer
+    sf.NUM_CLASSES = 80  # classes of the sigmoid (focal) classifier; no no-object class
+    # losses (VNext names and defaults)
+    sf.MASK_WEIGHT = 2.0  # mask sigmoid focal loss weight
+    sf.DICE_WEIGHT = 5.0  # mask dice loss weight
+    sf.GIOU_WEIGHT = 2.0  # per-frame GIoU box loss weight
+    sf.L1_WEIGHT = 5.0  # per-frame L1 box loss weight
+    sf.CLASS_WEIGHT = 2.0  # focal class loss weight
+    sf.DEEP_SUPERVISION = True  # losses on every decoder layer, re-matched per layer
+    sf.MASK_STRIDE = 4  # output stride of predicted masks (stride-8 features upsampled x2)
+    sf.MATCH_STRIDE = 4  # kept for VNext YAML compatibility (matching uses no mask cost)
+    sf.FOCAL_ALPHA = 0.25  # alpha of the focal class / mask losses and class cost
+    sf.SET_COST_CLASS = 2  # matcher weight of the focal class cost (int as in VNext)
+    sf.SET_COST_BOX = 5  # matcher weight of cdist(p=2) over concatenated per-frame boxes (int)
+    sf.SET_COST_GIOU = 2  # matcher weight of -GIoU averaged over frames (int as in VNext)
+    # transformer
+    sf.NHEADS = 8  # attention heads (encoder, decoder, deformable attention)
+    sf.DROPOUT = 0.1  # dropout in the transformer layers
+    sf.DIM_FEEDFORWARD = 1024  # FFN hidden size
+    sf.ENC_LAYERS = 6  # deformable encoder layers (per frame)
+    sf.DEC_LAYERS = 6  # decoder layers (query decomposition + temporal aggregation)
+    sf.HIDDEN_DIM = 256  # transformer width
+    sf.NUM_OBJECT_QUERIES = 300  # instance queries
+    sf.DEC_N_POINTS = 4  # sampling points per head and level in the decoder
+    sf.ENC_N_POINTS = 4  # sampling points per head and level in the encoder
+    sf.NUM_FEATURE_LEVELS = 4  # res3..res5 + one stride-64 level
+    # inference
+    sf.MERGE_ON_CPU = True  # kept for VNext YAML compatibility (clip-matching buffers)
+    sf.MULTI_CLS_ON = True  # each (query, class) above APPLY_CLS_THRES is a prediction
+    sf.APPLY_CLS_THRES = 0.05  # class threshold of MULTI_CLS_ON
+    sf.CLIP_MATCHING = False  # VNext clip-matching inference (not implemented; must stay False)
+    sf.CLIP_LENGTH = 5  # kept for VNext YAML compatibility (clip-matching clip length)
+    sf.CLIP_STRIDE = 1  # kept for VNext YAML compatibility; wsovvis clips do not overlap
+    sf.INFER_FRAME_CHUNK = 16  # frames per backbone/encoder/mask chunk at inference (0 = all)
+    # keys of VNext's INPUT / root config so its YAMLs merge (read by nothing in wsovvis)
+    for key, value in (("PRETRAIN_TYPE", "v1"), ("AUGMENTATIONS", []), ("COCO_PRETRAIN", False),
+                       ("PRETRAIN_SAME_CROP", False)):
+        if key not in cfg.INPUT:
+            cfg.INPUT[key] = value  # VNext data option, unused by wsovvis
+    if "FIND_UNUSED_PARAMETERS" not in cfg:
+        cfg.FIND_UNUSED_PARAMETERS = True  # VNext DDP flag, unused by wsovvis
 
 
 def _add_dinov2_config(cfg):
     """Frozen DINOv2 pseudo-FPN backbone (read by ``wsovvis.modeling.backbone.dinov2_fpn``)."""
     cfg.MODEL.DINOV2 = CN()
+    dv = cfg.MODEL.DINOV2
+    dv.MODEL_NAME = "dinov2_vitb14"  # dinov2_vit{s,b,l,g}14 or dinov2_vit{s,b,l,g}14_reg
+    dv.WEIGHTS = ""  # official DINOv2 .pth (converted on load) or timm checkpoint; "" = random
+    dv.OUT_CHANNELS = 256  # channels of every pyramid level
+    dv.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # pyramid levels at strides 4/8/16/32
+    dv.FREEZE = True  # frozen ViT: no grads, always eval, excluded from the optimizer
+    dv.REPO_PATH = ""  # local facebookresearch/dinov2 clone: build the official module, not timm
+    dv.EMBED_DIM = 0  # override the variant's ViT width (0 = variant default; tiny test models)
+    dv.DEPTH = 0  # override the variant's ViT depth (0 = variant default)
+    dv.NUM_HEADS = 0  # override the variant's ViT heads (0 = variant default)
 
 
 def add_wsovvis_config(cfg):
