@@ -64,6 +64,7 @@ def _add_videomt_config(cfg):
     _C.NUM_HEADS = 0  # "custom" ViT only: attention heads
     _C.NUM_REG_TOKENS = 4  # "custom" ViT only: register tokens (DINOv2-reg4 layout)
     _C.DROP_PATH_RATE = 0.0  # stochastic depth of the ViT (0 upstream)
+    _C.VIT_WEIGHTS = ""  # optional DINOv2 (official or timm) ViT weights loaded at build time
     _C.NORM_QUERIES = False  # LayerNorm queries before propagation/aux heads (upstream VPS/VSS)
     _C.CLASS_WEIGHT = 2.0  # cross-entropy loss / matching cost weight
     _C.MASK_WEIGHT = 5.0  # mask BCE loss / matching cost weight

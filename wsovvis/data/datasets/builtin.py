@@ -3,6 +3,7 @@
 Expected layout (as downloaded), relative to the root (default ``./datasets``)::
 
     lvvis/train/JPEGImages/  lvvis/train/train_instances.json
+    lvvis/train/train_pseudo_videocutler.json   (tools/convert_videocutler_png_to_json.py output)
     lvvis/val/JPEGImages/    lvvis/val/val_instances.json
                              lvvis/val/val_instances_class_agnostic.json   (tools/ output)
     ytvis_2019/{train,valid}/JPEGImages/  ytvis_2019/{train,valid}.json
@@ -23,6 +24,8 @@ __all__ = ["_PREDEFINED_SPLITS", "register_all_builtin", "default_datasets_root"
 # name -> (image_root, json_file), both relative to the datasets root
 _PREDEFINED_SPLITS = {
     "lvvis_train": ("lvvis/train/JPEGImages", "lvvis/train/train_instances.json"),
+    # VideoCutLER pseudo tubes of the train videos (class-agnostic, one category)
+    "lvvis_train_pseudo": ("lvvis/train/JPEGImages", "lvvis/train/train_pseudo_videocutler.json"),
     "lvvis_val": ("lvvis/val/JPEGImages", "lvvis/val/val_instances.json"),
     "lvvis_val_class_agnostic": (
         "lvvis/val/JPEGImages",
