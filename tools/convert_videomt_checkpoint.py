@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Check an official VidEoMT checkpoint (tue-mps/videomt ``.pth``) against a wsovvis config and
+write a copy loadable through ``MODEL.WEIGHTS``.
+
+Example::
+
+    python tools/convert_videomt_checkpoint.py \\
+        --config-file configs/videomt/VidEoMT-ViT-S-LVVIS-pseudo.yaml \\
+        --input yt_2019_vit_small_52.8.pth --output videomt_vits_init.pth
+"""
+
+import argparse
+import logging
+
+from detectron2.config import get_cfg
+
+from wsovvis.config import add_wsovvis_config
+from wsovvis.modeling.videomt.checkpoint import convert_videomt_checkpoint
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", required=True, help="wsovvis WSVidEoMT config")
+    parser.add_argument("--input", required=True, help="official .pth ({'model': sd} or raw sd)")
+    parser.add_argument("--output", required=True, help="output .pth")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = get_cfg()
+    add_wsovvis_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    info = convert_videomt_checkpoint(cfg, args.input, args.output)
+    print(
+        f"wrote {args.output}: IMG_SIZE={info['img_size']}, "
+        f"re-initialised={info['reinitialized'] or 'none'}"
+    )
+    return info
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""VidEoMT network pieces: ViT trunk, query-propagating segmenter, streaming inference,
+official-checkpoint loading. The detectron2 meta-architecture is
+:class:`wsovvis.modeling.meta_arch.videomt.WSVidEoMT`."""
+
+from .checkpoint import (
+    convert_videomt_checkpoint,
+    infer_img_size,
+    load_videomt_checkpoint,
+    read_checkpoint,
+)
+from .inference import OnlineVISAccumulator, VideoStream
+from .network import VidEoMTNetwork
+from .scale_block import ScaleBlock
+from .vit import ViTEncoder, build_vit
+
+__all__ = [
+    "VidEoMTNetwork",
+    "ViTEncoder",
+    "ScaleBlock",
+    "build_vit",
+    "OnlineVISAccumulator",
+    "VideoStream",
+    "convert_videomt_checkpoint",
+    "infer_img_size",
+    "load_videomt_checkpoint",
+    "read_checkpoint",
+]
