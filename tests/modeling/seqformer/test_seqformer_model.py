@@ -234,3 +234,13 @@ def test_dinov2_without_res2_matches_level_layout():
     cfg.MODEL.DINOV2.OUT_FEATURES = ["res4", "res5"]
     with pytest.raises(ValueError, match="stride-8"):
         build_model(cfg)
+
+
+def test_label_outside_num_classes_fails_before_matching_with_clear_error():
+    torch.manual_seed(0)
+    model = build_model(_cfg())  # NUM_CLASSES 1
+    clip = _clip()
+    for inst in clip["instances"]:
+        inst.gt_classes = torch.tensor([0, 3])
+    with pytest.raises(ValueError, match=r"NUM_CLASSES \(1\).*class-agnostic"):
+        model([clip])

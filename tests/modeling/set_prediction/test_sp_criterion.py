@@ -119,6 +119,8 @@ def test_registered_loss_and_video_masks():
 def test_bad_labels_raise():
     outputs, targets = _case(n=1)
     targets[0]["labels"] = torch.tensor([0, 5])
-    crit = SetCriterion(3, build_mask_matcher(0, 1, 1, 0), {}, 0.1, num_points=0)
-    with pytest.raises(ValueError):
+    matcher = _FixedMatcher([(torch.tensor([0, 1]), torch.tensor([0, 1]))])
+    crit = SetCriterion(3, matcher, {}, 0.1, num_points=0)
+    with pytest.raises(ValueError, match=r"\[0, 5\].*NUM_CLASSES \(3\)"):
         crit(outputs, targets)
+    assert matcher.calls == 0, "labels must be checked before matching"

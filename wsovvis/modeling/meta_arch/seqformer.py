@@ -220,6 +220,7 @@ class WSSeqFormer(nn.Module):
                                          self.size_divisibility)
         targets = [prepare_video_targets(v["instances"], images.shape[-2:], self.mask_stride,
                                          self.device) for v in batched_inputs]
+        self.criterion.check_targets(targets)
         memory, shapes, ratios, mask_flat, mask_feats = self.encode_frames(images, pad_mask)
         dec = self.transformer.decode(memory, shapes, ratios, mask_flat, self.query_embed.weight,
                                       len(batched_inputs))

@@ -93,6 +93,25 @@ class SetCriterion(nn.Module):
         self.register_buffer("empty_weight", empty_weight)
         self._loss_map: Dict[str, LossFn] = {"labels": self.loss_labels, "masks": self.loss_masks}
 
+    def check_targets(self, targets: List[Dict]) -> None:
+        """Raise a clear error if a target label is outside ``[0, num_classes)``.
+
+        Called before matching: an out-of-range label would otherwise fail deep inside a cost
+        function. The usual cause is training a class-agnostic model (NUM_CLASSES 1) on a
+        multi-category JSON.
+        """
+        labels = [t["labels"] for t in targets if len(t["labels"])]
+        if not labels:
+            return
+        labels = torch.cat([lab.reshape(-1) for lab in labels])
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(
+                f"target labels must be in [0, {self.num_classes}) but the batch has "
+                f"{sorted(set(labels.tolist()))}: the training dataset has more categories than "
+                f"the model's NUM_CLASSES ({self.num_classes}); train on a class-agnostic JSON "
+                "(tools/make_class_agnostic_ytvis_json.py) or raise NUM_CLASSES"
+            )
+
     def register_loss(self, name: str, fn: LossFn) -> None:
         """Make ``fn`` available under ``name`` (add ``name`` to ``self.losses`` to compute it)."""
         self._loss_map[name] = fn
@@ -186,6 +205,7 @@ class SetCriterion(nn.Module):
             ``{"loss_ce": ..., "loss_mask": ..., "loss_dice": ..., "loss_ce_0": ...}``; aux losses
             carry the suffix ``_<i>`` of their position in ``aux_outputs``.
         """
+        self.check_targets(targets)
         match_kwargs = match_kwargs or {}
         final = {k: v for k, v in outputs.items() if k != "aux_outputs"}
         indices = self.matcher(final, targets, **match_kwargs)
