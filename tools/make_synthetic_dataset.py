@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from wsovvis.data.synthetic import PRESETS, generate_synthetic_dataset  # noqa: E402
 
 
-def parse_args(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", required=True, help="dataset root to create")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="dataset size preset")
@@ -28,19 +29,24 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """Generate the dataset and print where its parts are; returns the exit status (2 = error)."""
     args = parse_args(argv)
-    paths = generate_synthetic_dataset(
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        num_videos=args.num_videos,
-        num_frames=args.num_frames,
-        height=args.height,
-        width=args.width,
-        overwrite=args.overwrite,
-        progress=True,
-    )
+    try:
+        paths = generate_synthetic_dataset(
+            args.out,
+            preset=args.preset,
+            seed=args.seed,
+            num_videos=args.num_videos,
+            num_frames=args.num_frames,
+            height=args.height,
+            width=args.width,
+            overwrite=args.overwrite,
+            progress=True,
+        )
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"Synthetic dataset ({args.preset}, seed {args.seed}) written to {paths['root']}")
     for split, p in paths["splits"].items():
         s = paths["summary"][split]
@@ -54,8 +60,8 @@ def main(argv=None):
             print(f"    {key:17s} {p[key]}")
     print("  categories: " + json.dumps([(c["id"], c["name"], c["partition"])
                                          for c in paths["categories"]]))
-    return paths
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

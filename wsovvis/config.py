@@ -22,7 +22,6 @@ def _add_input_config(cfg):
     cfg.INPUT.SAMPLING_INTERVAL = 1  # min gap between clip frames (window stride if consecutive)
     cfg.INPUT.SAMPLING_CONSECUTIVE = True  # consecutive window (VidEoMT) / random picks (SeqFormer)
     cfg.INPUT.RANDOM_FLIP = "flip_by_clip"  # 1 flip per clip: flip_by_clip|horizontal|vertical|none
-    cfg.INPUT.TEST_SIZE_DIVISIBILITY = 32  # test images are padded to a multiple of this
 
 
 def _add_dataset_config(cfg):
@@ -144,13 +143,13 @@ def _add_dinov2_config(cfg):
 def add_wsovvis_config(cfg):
     """Add every wsovvis key to a detectron2 config, in place.
 
-    Safe to call more than once on the same config (keys are simply reset to their defaults only
-    if they do not exist yet).
+    Calling it again on a config that already has the wsovvis keys does nothing, so values a user
+    has set are never reset to defaults.
 
     Args:
         cfg: a detectron2 ``CfgNode`` from ``detectron2.config.get_cfg()``.
     """
-    if getattr(cfg, "_WSOVVIS_CONFIG_ADDED", False) or "VIDEOMT" in cfg.MODEL:
+    if "VIDEOMT" in cfg.MODEL:  # the keys are already there
         return
     for add in (
         _add_input_config,

@@ -31,6 +31,20 @@ def test_render_palette_pngs_and_overlap_order(tmp_path):
     arr1 = read_id_mask(str(tmp_path / "clip" / "mask_00001.png"))
     assert set(np.unique(arr1)) == {0, 2}
 
+    # custom palette colours change the look, not the ids
+    colours = [0, 0, 0, 255, 0, 0, 0, 255, 0]
+    save_id_png(arr1, str(tmp_path / "custom.png"), colors=colours)
+    im = Image.open(tmp_path / "custom.png")
+    assert im.getpalette()[:9] == colours
+    assert np.array_equal(read_id_mask(str(tmp_path / "custom.png")), arr1)
+
+
+def test_render_rejects_wrong_segmentation_count_naming_ids(tmp_path):
+    v, anns = make_gt_video(4, "clip", 2, 8, 8, [[(0, 0, 2, 2), None]])
+    anns[0]["segmentations"].append(None)
+    with pytest.raises(ValueError, match=r"annotation id 401 \(video id 4\).*3 segmentations"):
+        render_ytvis_to_id_pngs({"videos": [v], "annotations": anns}, str(tmp_path))
+
 
 def test_read_id_mask_modes(tmp_path):
     ids = np.array([[0, 1], [2, 3]], np.uint8)

@@ -6,6 +6,7 @@ Importing this package registers the builtin LV-VIS / YouTube-VIS splits (see
 from .build import build_video_test_loader, build_video_train_loader, get_video_dataset_dicts
 from .dataset_mapper import YTVISClipMapper
 from .datasets import (
+    default_datasets_root,
     ensure_ytvis_metadata,
     load_ytvis_categories,
     load_ytvis_json,
@@ -20,6 +21,7 @@ __all__ = [
     "YTVISClipMapper",
     "build_video_test_loader",
     "build_video_train_loader",
+    "default_datasets_root",
     "ensure_ytvis_metadata",
     "get_video_dataset_dicts",
     "load_ytvis_categories",

@@ -52,6 +52,13 @@ def get_video_dataset_dicts(names: Sequence[str], filter_empty: bool = True) -> 
     return videos
 
 
+def _mapped_dataset(dataset, mapper) -> MapDataset:
+    """Wrap a list of video dicts (serialised once, shared by workers) or a dataset in ``mapper``."""
+    if isinstance(dataset, list):
+        dataset = DatasetFromList(dataset, copy=False, serialize=True)
+    return MapDataset(dataset, mapper)
+
+
 def _register_from_cfg(cfg) -> None:
     if cfg.DATASETS.ROOT:
         register_all_builtin(cfg.DATASETS.ROOT)
@@ -91,10 +98,11 @@ def build_video_train_loader(dataset, *, mapper, sampler=None, total_batch_size,
         sampler: index sampler (default ``TrainingSampler``: infinite, shuffled, DDP-sharded).
         total_batch_size: clips per iteration over all GPUs (``SOLVER.IMS_PER_BATCH``).
         num_workers: DataLoader workers.
+
+    Returns:
+        An infinite iterable of lists of ``total_batch_size / world_size`` mapped clips.
     """
-    if isinstance(dataset, list):
-        dataset = DatasetFromList(dataset, copy=False, serialize=True)
-    dataset = MapDataset(dataset, mapper)
+    dataset = _mapped_dataset(dataset, mapper)
     if sampler is None:
         sampler = TrainingSampler(len(dataset))
     return build_batch_data_loader(
@@ -123,10 +131,11 @@ def build_video_test_loader(dataset, *, mapper, sampler=None, num_workers=0):
             lazy frames).
         sampler: default ``InferenceSampler`` (shards without padding, so no duplicated videos).
         num_workers: DataLoader workers.
+
+    Returns:
+        A ``torch.utils.data.DataLoader`` yielding one-element lists of mapped videos.
     """
-    if isinstance(dataset, list):
-        dataset = DatasetFromList(dataset, copy=False, serialize=True)
-    dataset = MapDataset(dataset, mapper)
+    dataset = _mapped_dataset(dataset, mapper)
     if sampler is None:
         sampler = InferenceSampler(len(dataset))
     batch_sampler = torchdata.sampler.BatchSampler(sampler, 1, drop_last=False)

@@ -3,11 +3,12 @@ import logging
 from typing import List, Optional
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
 from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Boxes, Instances
+
+from wsovvis.utils.rle import decode_segmentation
 
 from .video_utils import (
     LazyVideoFrames,
@@ -158,7 +159,9 @@ class YTVISClipMapper:
                 img = transforms.apply_image(img)
             images.append(image_to_tensor(img))
             instances.append(
-                _frame_instances(frame_annos, slot, classes, track_ids, transforms, img.shape[:2])
+                _frame_instances(
+                    frame_annos, slot, classes, track_ids, transforms, (h, w), img.shape[:2]
+                )
             )
         # Tracks that the crop removed from every clip frame carry no signal: drop their slots.
         keep = torch.zeros(len(track_ids), dtype=torch.bool)
@@ -171,8 +174,11 @@ class YTVISClipMapper:
         return out
 
 
-def _frame_instances(frame_annos, slot, classes, track_ids, transforms, image_size):
-    """Instances of one frame with one slot per clip track (absent -> id -1, empty mask/box)."""
+def _frame_instances(frame_annos, slot, classes, track_ids, transforms, frame_size, image_size):
+    """Instances of one frame with one slot per clip track (absent -> id -1, empty mask/box).
+
+    ``frame_size`` is the annotated (H, W) of the video, ``image_size`` the augmented one.
+    """
     n = len(track_ids)
     hh, ww = image_size
     masks = np.zeros((n, hh, ww), dtype=bool)
@@ -180,11 +186,7 @@ def _frame_instances(frame_annos, slot, classes, track_ids, transforms, image_si
     for obj in frame_annos:
         j = slot[obj["id"]]
         seg = obj["segmentation"]
-        counts = seg["counts"]
-        if isinstance(counts, str):
-            counts = counts.encode("ascii")
-        rle = {"size": seg["size"], "counts": counts}
-        m = transforms.apply_segmentation(mask_util.decode(rle))
+        m = transforms.apply_segmentation(decode_segmentation(seg, *frame_size))
         masks[j] = m > 0
         ids[j] = obj["id"]
     inst = Instances((hh, ww))

@@ -85,6 +85,13 @@ def build_clip_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     Training: optional crop (``INPUT.CROP``), ``ResizeShortestEdge`` (``MIN_SIZE_TRAIN`` choice /
     range), and one flip per clip (``INPUT.RANDOM_FLIP`` "flip_by_clip" / "horizontal" /
     "vertical" / "none"). Test: ``ResizeShortestEdge(MIN_SIZE_TEST, MAX_SIZE_TEST)``.
+
+    Args:
+        cfg: detectron2 config with the wsovvis keys.
+        is_train: training or test augmentations.
+
+    Returns:
+        list of detectron2 ``Augmentation`` (one draw per clip in :class:`YTVISClipMapper`).
     """
     if not is_train:
         return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
@@ -111,6 +118,15 @@ def read_video_frame(file_name: str, height: int, width: int, image_format: str)
 
     Some datasets (LV-VIS train) contain frames whose size differs from the JSON; the frame is
     then resized to ``(height, width)`` so the annotations stay valid, with a warning.
+
+    Args:
+        file_name: image path.
+        height: annotated frame height.
+        width: annotated frame width.
+        image_format: detectron2 format ("RGB", "BGR", ...).
+
+    Returns:
+        ``(height, width, C)`` uint8 array.
     """
     img = utils.read_image(file_name, format=image_format)
     if img.shape[:2] != (height, width):

@@ -4,7 +4,7 @@ See ``tools/convert_videocutler_png_to_json.py``, ``tools/make_class_agnostic_yt
 ``third_party/README.md``.
 """
 from .class_agnostic import make_class_agnostic
-from .png_io import list_frames, list_masks, read_frame_size, read_id_mask
+from .png_io import list_frames, list_masks, mask_name_for_frame, read_frame_size, read_id_mask
 from .render import id_palette, render_ytvis_to_id_pngs, save_id_png
 from .skips import ERROR_REASONS, SKIP_REASONS, VideoSkipped
 from .tubes import TubeBuilder, tubes_to_results
@@ -30,6 +30,7 @@ __all__ = [
     "list_frames",
     "list_masks",
     "make_class_agnostic",
+    "mask_name_for_frame",
     "read_frame_size",
     "read_id_mask",
     "read_skip_list",

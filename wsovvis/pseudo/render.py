@@ -5,7 +5,7 @@ tubes with any palette-aware viewer, and for round-trip tests.
 """
 import os
 from collections import defaultdict
-from typing import Dict, Iterable, Optional, Union
+from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -41,14 +41,18 @@ def id_palette() -> list:
 _PALETTE = id_palette()
 
 
-def save_id_png(id_map: np.ndarray, path: str, palette: bool = True) -> None:
-    """Write an (H, W) id map atomically as a palette PNG (``uint8``) or a 16-bit grey PNG.
+def save_id_png(
+    id_map: np.ndarray, path: str, palette: bool = True, colors: Optional[Sequence[int]] = None
+) -> None:
+    """Write an (H, W) id map atomically as a palette PNG (``uint8``) or a grey PNG.
 
     Args:
         id_map: integer array, 0 = background.
         path: destination ``.png``.
         palette: palette ("P") PNG like VideoCutLER's demo; ids must be <= 255. With False, an
             8-bit grey PNG is written (16-bit if an id exceeds 255).
+        colors: flat RGB list (up to 768 values) used as the palette; default :func:`id_palette`.
+            The pixel values (ids) do not depend on it.
     """
     id_map = np.asarray(id_map)
     top = int(id_map.max()) if id_map.size else 0
@@ -58,7 +62,7 @@ def save_id_png(id_map: np.ndarray, path: str, palette: bool = True) -> None:
         if top > 255:
             raise ValueError(f"{path}: palette PNGs hold ids <= 255, got {top}")
         im = Image.fromarray(id_map.astype(np.uint8), mode="P")
-        im.putpalette(_PALETTE)
+        im.putpalette(_PALETTE if colors is None else list(colors))
     elif top > 255:
         im = Image.fromarray(id_map.astype(np.uint16))
     else:
@@ -110,6 +114,13 @@ def render_ytvis_to_id_pngs(
             raise ValueError(f"video {video['id']}: {len(anns)} instances > 255; use palette=False")
         h, w = int(video["height"]), int(video["width"])
         folder = os.path.join(out_root, _video_folder(video))
+        for ann in anns:
+            if len(ann["segmentations"]) != len(video["file_names"]):
+                raise ValueError(
+                    f"annotation id {ann['id']} (video id {video['id']}) has "
+                    f"{len(ann['segmentations'])} segmentations for {len(video['file_names'])} "
+                    "frames"
+                )
         mapping[video["id"]] = {a["id"]: j + 1 for j, a in enumerate(anns)}
         dtype = np.uint8 if len(anns) <= 255 else np.uint16
         for t, fname in enumerate(video["file_names"]):

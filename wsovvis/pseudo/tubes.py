@@ -30,7 +30,12 @@ class TubeBuilder:
         self._frames: Dict[int, Dict[int, tuple]] = {}
 
     def add_frame(self, t: int, id_map: np.ndarray) -> None:
-        """Add the id map of frame ``t`` (an (H, W) integer array, 0 = background)."""
+        """Add the id map of one frame.
+
+        Args:
+            t: frame index in ``[0, length)``.
+            id_map: (H, W) integer array, 0 = background, k >= 1 = instance k.
+        """
         if not 0 <= t < self.length:
             raise IndexError(f"frame index {t} outside [0, {self.length})")
         if id_map.shape != (self.height, self.width):

@@ -372,6 +372,11 @@ def convert_videocutler_pngs(opts: ConvertOptions) -> ConversionResult:
 def write_outputs(result: ConversionResult, out_json: str, skip_report: str) -> bool:
     """Write the skip report, and the tube JSON if at least one video was converted (atomically).
 
+    Args:
+        result: output of :func:`convert_videocutler_pngs`.
+        out_json: destination of the tube JSON.
+        skip_report: destination of the skip report (it records ``out_json`` or null).
+
     Returns:
         True when ``out_json`` was written; a pre-existing ``out_json`` is left untouched otherwise.
     """

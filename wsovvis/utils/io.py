@@ -1,6 +1,7 @@
 """File helpers shared by every tool: atomic writes and JSON reading with clear errors."""
 import json
 import os
+import stat
 import tempfile
 from typing import Any, Callable
 
@@ -11,7 +12,8 @@ def atomic_write(path: str, write_fn: Callable[[Any], None], mode: str = "w") ->
     """Write a file atomically: ``write_fn(fileobj)`` fills a temp file that is renamed over ``path``.
 
     A crash (or an exception in ``write_fn``) leaves any previous ``path`` untouched and never a
-    partial file.
+    partial file. The new file gets the permissions of the file it replaces, or the usual
+    ``0o666 & ~umask`` for a new file (not the private 0o600 of the temporary file).
 
     Args:
         path: destination file; its directory is created if needed.
@@ -27,11 +29,34 @@ def atomic_write(path: str, write_fn: Callable[[Any], None], mode: str = "w") ->
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _final_mode(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe on Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: str) -> int:
+    """Permission bits for ``path``: those of the file being replaced, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
 
 
 def atomic_write_json(obj: Any, path: str, **dump_kwargs) -> None:

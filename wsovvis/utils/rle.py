@@ -15,6 +15,7 @@ __all__ = [
     "decode_segmentation",
     "rle_area",
     "rle_bbox",
+    "rle_bboxes",
     "rle_size",
     "areas_and_bboxes",
 ]
@@ -83,7 +84,16 @@ def to_compressed_rle(seg, height: int, width: int) -> Dict[str, object]:
 
 
 def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
-    """Decode any YTVIS per-frame segmentation (see :func:`to_compressed_rle`) to a uint8 (H, W) mask."""
+    """Decode any YTVIS per-frame segmentation (see :func:`to_compressed_rle`).
+
+    Args:
+        seg: compressed / uncompressed RLE or polygons of one frame.
+        height: frame height (used for polygons).
+        width: frame width (used for polygons).
+
+    Returns:
+        uint8 (H, W) mask.
+    """
     return mask_util.decode(to_compressed_rle(seg, height, width))
 
 
@@ -95,6 +105,14 @@ def rle_area(rle) -> int:
 def rle_bbox(rle) -> List[float]:
     """XYWH box of a compressed RLE (counts str or bytes), as floats."""
     return [float(v) for v in mask_util.toBbox(to_compressed_rle(rle, *rle["size"]))]
+
+
+def rle_bboxes(rles: Sequence[RLE]) -> List[List[float]]:
+    """XYWH boxes of many compressed RLEs (counts str or bytes) in one pycocotools call."""
+    if not rles:
+        return []
+    coco = [to_compressed_rle(r, *r["size"]) for r in rles]
+    return [[float(v) for v in box] for box in mask_util.toBbox(coco).tolist()]
 
 
 def areas_and_bboxes(rles: Sequence[Optional[RLE]]):

@@ -24,8 +24,12 @@ def test_help(capsys):
 
 def test_run_prints_summary(tmp_path, capsys):
     out = str(tmp_path / "cli")
-    paths = _load_tool().main(["--out", out, "--preset", "tiny", "--num-videos", "2",
-                               "--num-frames", "2", "--height", "16", "--width", "24"])
+    args = ["--out", out, "--preset", "tiny", "--num-videos", "2", "--num-frames", "2",
+            "--height", "16", "--width", "24"]
+    assert _load_tool().main(args) == 0
     text = capsys.readouterr().out
-    assert "train: 2 videos, 4 frames" in text and paths["root"] == out
+    assert "train: 2 videos, 4 frames" in text and out in text
     assert os.path.isfile(os.path.join(out, "val", "val_instances.json"))
+    # an existing dataset is not overwritten without --overwrite: exit 2, no traceback
+    assert _load_tool().main(args) == 2
+    assert "exists and is not empty" in capsys.readouterr().err

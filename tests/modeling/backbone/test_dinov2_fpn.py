@@ -129,3 +129,18 @@ def test_built_from_config_through_registry():
     assert isinstance(model, DINOv2PseudoFPN) and model.vit.num_reg_tokens == 4
     assert sorted(model.output_shape()) == ["res3", "res4", "res5"]
     assert model.frozen and len(model.vit.blocks) == 1
+
+
+def test_architecture_mismatch_names_both_sides(tmp_path):
+    path = tmp_path / "deeper_with_registers.pth"
+    torch.save(_official_state_dict(depth=DEPTH + 1, registers=4), str(path))
+    with pytest.raises(ValueError) as e:
+        DINOv2PseudoFPN(model_name="dinov2_vits14", weights=str(path), out_channels=16,
+                        vit_overrides=TINY)
+    msg = str(e.value)
+    assert f"depth {DEPTH}, 0 register tokens" in msg  # the model
+    assert f"depth {DEPTH + 1}, 4 register tokens" in msg and str(path) in msg  # the file
+    not_vit = tmp_path / "not_vit.pth"
+    torch.save({"weight": torch.zeros(1)}, str(not_vit))
+    with pytest.raises(ValueError, match="not a DINOv2/timm ViT checkpoint"):
+        DINOv2PseudoFPN(model_name="dinov2_vits14", weights=str(not_vit), vit_overrides=TINY)

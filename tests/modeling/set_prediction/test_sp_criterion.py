@@ -124,3 +124,31 @@ def test_bad_labels_raise():
     with pytest.raises(ValueError, match=r"\[0, 5\].*NUM_CLASSES \(3\)"):
         crit(outputs, targets)
     assert matcher.calls == 0, "labels must be checked before matching"
+
+
+def test_layers_carrying_indices_are_not_rematched():
+    outputs, targets = _case()
+    own = [(torch.tensor([0, 1]), torch.tensor([0, 1])), (torch.tensor([3]), torch.tensor([0]))]
+    other = [(torch.tensor([2, 3]), torch.tensor([1, 0])), (torch.tensor([0]), torch.tensor([0]))]
+    matcher = _FixedMatcher(other)
+    crit = SetCriterion(3, matcher, {}, eos_coef=0.1, num_points=0)
+    aux = dict(outputs, indices=own)
+    losses = crit(dict(outputs, indices=own, aux_outputs=[aux, dict(outputs)]), targets)
+    assert matcher.calls == 1  # only the aux layer without indices is matched
+    ref_own = crit.get_loss("labels", outputs, targets, own, 3)["loss_ce"]
+    ref_other = crit.get_loss("labels", outputs, targets, other, 3)["loss_ce"]
+    assert losses["loss_ce"].item() == pytest.approx(ref_own.item())
+    assert losses["loss_ce_0"].item() == pytest.approx(ref_own.item())
+    assert losses["loss_ce_1"].item() == pytest.approx(ref_other.item())
+    assert ref_own.item() != pytest.approx(ref_other.item())
+
+
+def test_aux_layers_reuse_final_matching_without_rematch():
+    outputs, targets = _case()
+    indices = [(torch.tensor([1]), torch.tensor([0])), (torch.tensor([2]), torch.tensor([0]))]
+    matcher = _FixedMatcher(indices)
+    crit = SetCriterion(3, matcher, {}, eos_coef=0.1, num_points=0, rematch_aux=False)
+    losses = crit(dict(outputs, aux_outputs=[dict(outputs), dict(outputs)]), targets)
+    assert matcher.calls == 1
+    assert sorted(losses) == sorted(
+        f"{k}{s}" for k in ("loss_ce", "loss_mask", "loss_dice") for s in ("", "_0", "_1"))

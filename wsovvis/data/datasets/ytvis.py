@@ -8,13 +8,12 @@ import logging
 import os
 from typing import Dict, List, Optional, Sequence
 
-import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from fvcore.common.timer import Timer
 
 from wsovvis.utils.io import read_json
-from wsovvis.utils.rle import to_compressed_rle
+from wsovvis.utils.rle import rle_bboxes, to_compressed_rle
 
 __all__ = [
     "load_ytvis_json",
@@ -122,8 +121,8 @@ def _frame_objects(ann, video, json_file, id_map, extra_keys):
     need_box = [i for i, t in enumerate(frames) if boxes is None or boxes[t] is None]
     derived = {}
     if need_box:
-        coco = [{"size": [h, w], "counts": rles[i].encode("ascii")} for i in need_box]
-        derived = dict(zip(need_box, mask_util.toBbox(coco).tolist()))
+        boxes_of = rle_bboxes([{"size": [h, w], "counts": rles[i]} for i in need_box])
+        derived = dict(zip(need_box, boxes_of))
     category_id = id_map[ann["category_id"]]
     iscrowd = int(ann.get("iscrowd", 0))
     extra = {k: ann[k] for k in extra_keys if k in ann}

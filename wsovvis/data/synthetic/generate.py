@@ -20,9 +20,10 @@ from typing import Dict, Optional
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from wsovvis.pseudo.png_io import mask_name_for_frame
+from wsovvis.pseudo.render import save_id_png
 from wsovvis.utils.io import atomic_write_json
 from wsovvis.utils.rle import areas_and_bboxes, encode_masks
 
@@ -66,13 +67,6 @@ def _write_jpeg(path: str, rgb: np.ndarray) -> None:
         raise RuntimeError(f"JPEG encoding failed for {path}")
     with open(path, "wb") as f:
         f.write(buf.tobytes())
-
-
-def _write_palette_png(path: str, label: np.ndarray) -> None:
-    h, w = label.shape
-    img = Image.frombytes("P", (w, h), np.ascontiguousarray(label, dtype=np.uint8).tobytes())
-    img.putpalette(PALETTE)
-    img.save(path, format="PNG")
 
 
 def _video_annotations(visible, objects, video_id, next_ann_id, t, h, w):
@@ -145,8 +139,8 @@ def _generate_split(root, split, split_idx, spec, seed, noise, progress):
             os.makedirs(os.path.join(mask_root, name), exist_ok=True)
             for f in range(t):
                 if write[f]:
-                    png = os.path.join(mask_root, name, f"mask_{f:05d}.png")
-                    _write_palette_png(png, labels[f])
+                    png = os.path.join(mask_root, name, mask_name_for_frame(f"{f:05d}.jpg"))
+                    save_id_png(labels[f], png, colors=PALETTE)
             stats["pseudo_pngs"] += sum(write)
             stats["pseudo_missing_frames"] += t - sum(write)
         else:

@@ -9,12 +9,18 @@ or a timm checkpoint (``.pth``/``.bin``/``.safetensors``) of the same architectu
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["DINOv2Variant", "DINOV2_VARIANTS", "resolve_variant", "load_dinov2_weights"]
+__all__ = [
+    "DINOv2Variant",
+    "DINOV2_VARIANTS",
+    "resolve_variant",
+    "load_dinov2_weights",
+    "load_official_hub_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,39 +87,39 @@ def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return obj
 
 
-def _describe(sd: Dict[str, torch.Tensor]) -> Optional[str]:
+def _architecture(sd: Dict[str, torch.Tensor]) -> Optional[Tuple[int, int, int]]:
+    """``(embed dim, depth, register tokens)`` of a ViT state dict, None if it is not one."""
     w = sd.get("patch_embed.proj.weight")
     if w is None:
         return None
-    dim = w.shape[0]
     depth = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("blocks.")), default=-1)
-    regs = 0
-    for key in ("register_tokens", "reg_token"):
-        if key in sd:
-            regs = sd[key].shape[1]
+    regs = next((sd[k].shape[1] for k in ("register_tokens", "reg_token") if k in sd), 0)
+    return int(w.shape[0]), depth, int(regs)
+
+
+def _describe(sd: Dict[str, torch.Tensor]) -> Optional[str]:
+    arch = _architecture(sd)
+    if arch is None:
+        return None
+    dim, depth, regs = arch
     names = [n for n, v in DINOV2_VARIANTS.items()
-             if v.embed_dim == dim and v.depth == depth and v.num_register_tokens == regs
-             and not n.endswith("_reg4")]
+             if (v.embed_dim, v.depth, v.num_register_tokens) == arch and not n.endswith("_reg4")]
     guess = f" (looks like {names[0]})" if names else ""
     return f"embed dim {dim}, depth {depth}, {regs} register tokens{guess}"
 
 
 def _check_compatible(sd, model: nn.Module, model_name: str, path: str):
-    expect_dim = model.patch_embed.proj.weight.shape[0]
-    expect_depth = len(model.blocks)
-    expect_regs = getattr(model, "num_reg_tokens", 0) or 0
-    desc = _describe(sd)
-    if desc is None:
+    expect = (model.patch_embed.proj.weight.shape[0], len(model.blocks),
+              getattr(model, "num_reg_tokens", 0) or 0)
+    arch = _architecture(sd)
+    if arch is None:
         raise ValueError(
             f"{path} has no 'patch_embed.proj.weight': not a DINOv2/timm ViT checkpoint")
-    dim = sd["patch_embed.proj.weight"].shape[0]
-    depth = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("blocks.")), default=-1)
-    regs = next((sd[k].shape[1] for k in ("register_tokens", "reg_token") if k in sd), 0)
-    if (dim, depth, regs) != (expect_dim, expect_depth, expect_regs):
+    if arch != expect:
         raise ValueError(
             f"DINOv2 checkpoint/model mismatch: MODEL.DINOV2.MODEL_NAME={model_name!r} builds a "
-            f"ViT with embed dim {expect_dim}, depth {expect_depth}, {expect_regs} register "
-            f"tokens, but MODEL.DINOV2.WEIGHTS={path!r} has {desc}."
+            f"ViT with embed dim {expect[0]}, depth {expect[1]}, {expect[2]} register "
+            f"tokens, but MODEL.DINOV2.WEIGHTS={path!r} has {_describe(sd)}."
         )
 
 
@@ -152,6 +158,9 @@ def load_official_hub_model(repo_path: str, model_name: str, weights: str) -> nn
         repo_path: directory containing ``hubconf.py``.
         model_name: hub entry point, e.g. ``dinov2_vitb14`` or ``dinov2_vitb14_reg``.
         weights: optional official ``.pth`` loaded with ``strict=True``.
+
+    Returns:
+        The official DINOv2 ``DinoVisionTransformer``.
     """
     if not os.path.isfile(os.path.join(repo_path, "hubconf.py")):
         raise FileNotFoundError(f"MODEL.DINOV2.REPO_PATH {repo_path!r} has no hubconf.py")

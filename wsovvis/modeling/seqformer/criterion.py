@@ -12,7 +12,7 @@ Output dicts (one per decoder layer): ``pred_logits`` ``[B, Q, K]``, ``pred_boxe
 Targets: ``labels`` ``[G]``, ``boxes`` ``[G, T, 4]``, ``masks`` ``[G, T, h, w]`` (at the mask
 stride).
 """
-from typing import Dict, List
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -66,10 +66,8 @@ class SeqFormerCriterion(SetCriterion):
         b, q, k = logits.shape
         onehot = torch.zeros_like(logits)
         bi, qi = src_permutation_idx(indices)
+        self.check_targets(targets)
         labels = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)]).long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(
-                f"target labels must be in [0, {k}), got {sorted(set(labels.tolist()))}")
         onehot[bi.to(logits.device), qi.to(logits.device), labels.to(logits.device)] = 1.0
         # rows = (video, class), columns = queries -> mean over queries as Deformable DETR
         loss = sigmoid_focal_loss(logits.transpose(1, 2).flatten(0, 1),
@@ -88,7 +86,10 @@ class SeqFormerCriterion(SetCriterion):
     def loss_matched_masks(self, outputs, targets, indices, num_inst):
         """Mask focal + dice over all frames of each matched instance.
 
-        Predictions are resized to the target resolution when the two differ."""
+        Predictions are resized to the target resolution when the two differ. A layer without
+        ``pred_masks`` gets no mask loss."""
+        if "pred_masks" not in outputs:
+            return {}
         src = outputs["pred_masks"]
         tgt = torch.cat([t["masks"][j] for t, (_, j) in zip(targets, indices)]).to(src)
         if src.shape[0] == 0:
@@ -99,27 +100,3 @@ class SeqFormerCriterion(SetCriterion):
         src, tgt = src.flatten(1).float(), tgt.flatten(1).float()
         return {"loss_mask": sigmoid_focal_loss(src, tgt, num_inst, alpha=self.focal_alpha),
                 "loss_dice": dice_loss(src, tgt, num_inst)}
-
-    def forward(self, outputs: Dict[str, object], targets: List[Dict],
-                match_kwargs=None) -> Dict[str, torch.Tensor]:
-        """Unweighted losses of the final layer and of every ``aux_outputs`` layer (suffix ``_i``).
-
-        Layers that carry ``indices`` (matched inside the model, needed to predict masks for the
-        matched queries only) reuse them; others are matched here.
-        """
-        layers = [{k: v for k, v in outputs.items() if k != "aux_outputs"}]
-        layers += list(outputs.get("aux_outputs", None) or [])
-        device = outputs["pred_logits"].device
-        num_inst = self.num_instances(targets, device)
-        losses = {}
-        for i, layer in enumerate(layers):
-            indices = layer.get("indices")
-            if indices is None:
-                indices = self.matcher(layer, targets, **(match_kwargs or {}))
-            suffix = "" if i == 0 else f"_{i - 1}"
-            for name in self.losses:
-                if name == "masks" and "pred_masks" not in layer:
-                    continue
-                for k, v in self.get_loss(name, layer, targets, indices, num_inst).items():
-                    losses[k + suffix] = v
-        return losses

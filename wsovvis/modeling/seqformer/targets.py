@@ -47,6 +47,13 @@ def prepare_video_targets(instances: List, padded_size: Tuple[int, int], mask_st
     empty mask (SeqFormer). Boxes are normalised cxcywh w.r.t. the unpadded image; masks are padded
     to ``padded_size`` and subsampled at the mask stride (``[s/2::s, s/2::s]``).
 
+    Args:
+        instances: the clip's per-frame ``Instances`` (``gt_ids``, ``gt_classes``, ``gt_boxes``,
+            ``gt_masks``), all at the same image size.
+        padded_size: ``(H, W)`` of the padded batch.
+        mask_stride: stride of the target masks (``MODEL.SeqFormer.MASK_STRIDE``).
+        device: device of the returned tensors.
+
     Returns:
         ``{"labels" [G], "boxes" [G, T, 4], "masks" [G, T, H/s, W/s], "ids" [G, T],
         "image_size" (w, h) float}``

@@ -282,7 +282,8 @@ class SeqFormerTransformer(nn.Module):
             query_embed: ``[Q, 2C]`` (position half, content half).
 
         Returns:
-            the dict of :meth:`SeqFormerDecoder.forward` plus ``init_reference``.
+            the dict of :meth:`SeqFormerDecoder.forward` (``references[0]`` is the initial
+            reference predicted from the query position embedding).
         """
         t = memory.shape[0] // batch_size
         query_pos, tgt = torch.split(query_embed, self.d_model, dim=1)

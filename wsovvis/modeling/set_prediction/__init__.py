@@ -1,5 +1,5 @@
-"""Shared set-prediction toolkit: point sampling, losses, pairwise costs, Hungarian matchers,
-an extensible :class:`SetCriterion` and video post-processing.
+"""Shared set-prediction toolkit: point sampling, losses, pairwise costs, box ops, Hungarian
+matchers, an extensible :class:`SetCriterion` and video post-processing.
 
 Used by both meta-architectures (``WSVidEoMT``, ``WSSeqFormer``). Pure PyTorch + scipy.
 
@@ -10,6 +10,17 @@ Extending for a new model (e.g. SeqFormer)::
     criterion.register_loss("boxes", my_box_loss)   # fn(outputs, targets, indices, num_masks)
 """
 
+from .box_ops import (
+    box_cxcywh_to_xyxy,
+    box_iou,
+    box_l1_loss,
+    box_xyxy_to_cxcywh,
+    elementwise_generalized_box_iou,
+    generalized_box_iou,
+    giou_loss,
+    video_box_l2_cost,
+    video_giou_cost,
+)
 from .costs import (
     class_focal_cost,
     class_neg_prob_cost,
@@ -51,13 +62,20 @@ __all__ = [
     "SetCriterion",
     "TemporallyConsistentMatcher",
     "aux_weight_dict",
+    "box_cxcywh_to_xyxy",
+    "box_iou",
+    "box_l1_loss",
+    "box_xyxy_to_cxcywh",
     "build_mask_matcher",
     "calculate_uncertainty",
     "class_focal_cost",
     "class_neg_prob_cost",
     "dice_loss",
+    "elementwise_generalized_box_iou",
     "focal_class_cost_term",
+    "generalized_box_iou",
     "get_uncertain_point_coords_with_randomness",
+    "giou_loss",
     "make_video_output",
     "mask_ce_cost_term",
     "mask_dice_cost_term",
@@ -77,4 +95,6 @@ __all__ = [
     "slice_outputs",
     "src_permutation_idx",
     "topk_query_class_pairs",
+    "video_box_l2_cost",
+    "video_giou_cost",
 ]

@@ -38,14 +38,27 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
     return w * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
 
 
+def _iou_and_union(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float):
+    """IoU and union of broadcastable xyxy boxes ``[..., 4]``."""
+    lt = torch.max(boxes1[..., :2], boxes2[..., :2])
+    rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = box_area(boxes1) + box_area(boxes2) - inter
+    return inter / union.clamp(min=eps), union
+
+
+def _giou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float) -> torch.Tensor:
+    """Generalised IoU of broadcastable xyxy boxes ``[..., 4]``."""
+    iou, union = _iou_and_union(boxes1, boxes2, eps)
+    lt = torch.min(boxes1[..., :2], boxes2[..., :2])
+    rb = torch.max(boxes1[..., 2:], boxes2[..., 2:])
+    hull = (rb - lt).clamp(min=0).prod(-1)
+    return iou - (hull - union) / hull.clamp(min=eps)
+
+
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
     """Pairwise IoU and union of xyxy boxes ``[N, 4]`` x ``[M, 4]`` -> two ``[N, M]`` tensors."""
-    area1, area2 = box_area(boxes1), box_area(boxes2)
-    lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area1[:, None] + area2[None, :] - inter
-    return inter / union.clamp(min=eps), union
+    return _iou_and_union(boxes1[:, None, :], boxes2[None, :, :], eps)
 
 
 def generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
@@ -54,25 +67,12 @@ def generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float =
     Degenerate (zero-size) boxes are allowed: the small ``eps`` keeps the result finite, which is
     needed because absent frames carry all-zero boxes.
     """
-    iou, union = box_iou(boxes1, boxes2, eps)
-    lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    hull = (rb - lt).clamp(min=0).prod(-1)
-    return iou - (hull - union) / hull.clamp(min=eps)
+    return _giou(boxes1[:, None, :], boxes2[None, :, :], eps)
 
 
 def elementwise_generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
     """Generalised IoU of matching pairs of xyxy boxes ``[..., 4]`` -> ``[...]``."""
-    area1, area2 = box_area(boxes1), box_area(boxes2)
-    lt = torch.max(boxes1[..., :2], boxes2[..., :2])
-    rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area1 + area2 - inter
-    iou = inter / union.clamp(min=eps)
-    lt = torch.min(boxes1[..., :2], boxes2[..., :2])
-    rb = torch.max(boxes1[..., 2:], boxes2[..., 2:])
-    hull = (rb - lt).clamp(min=0).prod(-1)
-    return iou - (hull - union) / hull.clamp(min=eps)
+    return _giou(boxes1, boxes2, eps)
 
 
 def box_l1_loss(pred: torch.Tensor, target: torch.Tensor, num_instances: float) -> torch.Tensor:

@@ -120,13 +120,9 @@ class SetCriterion(nn.Module):
     def loss_labels(self, outputs, targets, indices, num_masks):
         """Softmax cross-entropy over K + 1 classes, unmatched queries -> no-object."""
         logits = outputs["pred_logits"].float()
+        self.check_targets(targets)
         idx = src_permutation_idx(indices)
         matched = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)]).long()
-        if matched.numel() and (matched.min() < 0 or matched.max() >= self.num_classes):
-            raise ValueError(
-                f"target labels must be in [0, {self.num_classes}), got "
-                f"{sorted(set(matched.tolist()))}"
-            )
         target_classes = torch.full(
             logits.shape[:2], self.num_classes, dtype=torch.long, device=logits.device
         )
@@ -196,6 +192,9 @@ class SetCriterion(nn.Module):
     ) -> Dict[str, torch.Tensor]:
         """Unweighted losses for the final output and every entry of ``outputs["aux_outputs"]``.
 
+        A layer dict (final or auxiliary) that carries ``indices`` (e.g. matched inside the model
+        to predict masks for the matched queries only) is not matched again.
+
         Args:
             outputs: final predictions plus an optional ``aux_outputs`` list of dicts.
             targets: one target dict per image.
@@ -207,20 +206,25 @@ class SetCriterion(nn.Module):
         """
         self.check_targets(targets)
         match_kwargs = match_kwargs or {}
-        final = {k: v for k, v in outputs.items() if k != "aux_outputs"}
-        indices = self.matcher(final, targets, **match_kwargs)
-        device = next(v for v in final.values() if isinstance(v, torch.Tensor)).device
+        layers = [{k: v for k, v in outputs.items() if k != "aux_outputs"}]
+        layers += list(outputs.get("aux_outputs", None) or [])
+        device = next(v for v in layers[0].values() if isinstance(v, torch.Tensor)).device
         num_masks = self.num_instances(targets, device)
         losses = {}
-        for name in self.losses:
-            losses.update(self.get_loss(name, final, targets, indices, num_masks))
-        for i, aux in enumerate(outputs.get("aux_outputs", None) or []):
-            aux_indices = indices
-            if self.rematch_aux:
-                aux_indices = self.matcher(aux, targets, **match_kwargs)
+        final_indices = None
+        for i, layer in enumerate(layers):
+            indices = layer.get("indices")
+            if indices is None:
+                if i == 0 or self.rematch_aux:
+                    indices = self.matcher(layer, targets, **match_kwargs)
+                else:
+                    indices = final_indices
+            if i == 0:
+                final_indices = indices
+            suffix = "" if i == 0 else f"_{i - 1}"
             for name in self.losses:
-                l_dict = self.get_loss(name, aux, targets, aux_indices, num_masks)
-                losses.update({f"{k}_{i}": v for k, v in l_dict.items()})
+                for k, v in self.get_loss(name, layer, targets, indices, num_masks).items():
+                    losses[k + suffix] = v
         return losses
 
     def weight(self, losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
