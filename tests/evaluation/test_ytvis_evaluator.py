@@ -1,0 +1,182 @@
+"""YTVISEvaluator: contract conversion, dedup, results.json, metrics; 2-process gloo gather."""
+
+import json
+import logging
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+
+pytest.importorskip("detectron2")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+
+from wsovvis.evaluation import YTVISEvaluator, evaluate_ytvis  # noqa: E402
+from wsovvis.utils.rle import encode_mask  # noqa: E402
+
+
+def _mask(y0, x0):
+    m = np.zeros((8, 8), np.uint8)
+    m[y0 : y0 + 3, x0 : x0 + 3] = 1
+    return m
+
+
+def _write_gt(path, with_annotations=True):
+    gt = {
+        "videos": [
+            {
+                "id": v,
+                "height": 8,
+                "width": 8,
+                "length": 2,
+                "file_names": [f"{v}/0.jpg", f"{v}/1.jpg"],
+            }
+            for v in (1, 2, 3)
+        ],
+        "categories": [
+            {"id": 3, "name": "cat", "partition": 0},
+            {"id": 8, "name": "dog", "partition": 2},
+        ],
+    }
+    if with_annotations:
+        gt["annotations"] = [
+            {
+                "id": i + 1,
+                "video_id": v,
+                "category_id": c,
+                "iscrowd": 0,
+                "segmentations": [encode_mask(_mask(i, i))] * 2,
+                "areas": [9, 9],
+            }
+            for i, (v, c) in enumerate([(1, 3), (2, 8), (3, 3)])
+        ]
+    with open(path, "w") as f:
+        json.dump(gt, f)
+    return gt
+
+
+def _register(name, json_file):
+    try:
+        from wsovvis.data.datasets.ytvis import register_ytvis_instances
+    except ImportError:
+        register_ytvis_instances = None
+    if name in DatasetCatalog.list():
+        return
+    if register_ytvis_instances is not None:
+        register_ytvis_instances(name, {}, json_file, os.path.dirname(json_file))
+    else:
+        DatasetCatalog.register(name, lambda: [])
+        MetadataCatalog.get(name).set(json_file=json_file)
+
+
+def _output(video_id, label, index, score=0.9):
+    """Model output of one video (CONTRACTS.md): one track on GT ``index``'s mask."""
+    track = [encode_mask(_mask(index, index))] * 2
+    track[1] = None
+    return {
+        "video_id": video_id,
+        "height": 8,
+        "width": 8,
+        "pred_scores": [score],
+        "pred_labels": [label],
+        "pred_segmentations": [track],
+    }
+
+
+def test_single_process(tmp_path, caplog):
+    gt_path = str(tmp_path / "gt.json")
+    gt = _write_gt(gt_path)
+    _register("wsovvis_test_eval_single", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_single", output_dir=str(tmp_path / "inference"))
+    ev.reset()
+    outs = [_output(1, 0, 0), _output(2, 1, 1), _output(3, 1, 2)]
+    ev.process([{"video_id": o["video_id"]} for o in outs], outs)
+    ev.process([{"video_id": 1}], [_output(1, 0, 0)])  # duplicate video (padding sampler)
+    with caplog.at_level(logging.INFO, logger="wsovvis.evaluation"):
+        metrics = ev.evaluate()
+    saved = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert [r["video_id"] for r in saved] == [1, 2, 3]
+    assert [r["category_id"] for r in saved] == [3, 8, 8]
+    assert saved[0]["segmentations"][1] is None and isinstance(
+        saved[0]["segmentations"][0]["counts"], str
+    )
+    expected = evaluate_ytvis(gt, saved).as_dict()
+    assert set(metrics["segm"]) == {
+        "AP",
+        "AP50",
+        "AP75",
+        "APs",
+        "APm",
+        "APl",
+        "AR1",
+        "AR10",
+        "APb",
+        "APn",
+    }
+    assert metrics["segm"]["AP"] == pytest.approx(expected["AP"] * 100)
+    assert math.isnan(metrics["segm"]["APl"])
+    assert "Average Precision" in caplog.text
+
+    agn = YTVISEvaluator("wsovvis_test_eval_single", class_agnostic=True)
+    agn.process([{}] * 3, outs)
+    assert agn.evaluate()["segm"]["AP"] == pytest.approx(
+        evaluate_ytvis(gt, saved, class_agnostic=True).stats[0] * 100
+    )
+
+
+def test_no_annotations_saves_and_explains(tmp_path, caplog):
+    gt_path = str(tmp_path / "gt.json")
+    _write_gt(gt_path, with_annotations=False)
+    _register("wsovvis_test_eval_noann", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_noann", output_dir=str(tmp_path))
+    ev.process([{}], [_output(1, 0, 0)])
+    with caplog.at_level(logging.WARNING, logger="wsovvis.evaluation"):
+        assert ev.evaluate() == {}
+    assert "no annotations" in caplog.text
+    assert (tmp_path / "results.json").exists()
+
+
+def test_bad_label_is_named(tmp_path):
+    gt_path = str(tmp_path / "gt.json")
+    _write_gt(gt_path)
+    _register("wsovvis_test_eval_badlabel", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_badlabel")
+    with pytest.raises(ValueError, match="video 1: predicted label 5"):
+        ev.process([{}], [_output(1, 5, 0)])
+
+
+def _worker(rank, world, port, gt_path, out_path):
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    _register("wsovvis_test_eval_dist", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_dist", output_dir=os.path.dirname(out_path))
+    # rank 0 gets videos 1, 2; rank 1 gets 3 and a padded duplicate of 1
+    outs = (
+        [_output(1, 0, 0), _output(2, 1, 1)] if rank == 0 else [_output(3, 1, 2), _output(1, 0, 0)]
+    )
+    ev.process([{}] * 2, outs)
+    metrics = ev.evaluate()
+    if rank == 0:
+        with open(out_path, "w") as f:
+            json.dump(metrics, f)
+    else:
+        assert metrics == {}
+    dist.destroy_process_group()
+
+
+def test_two_process_gather_dedup(tmp_path):
+    gt_path = str(tmp_path / "gt.json")
+    gt = _write_gt(gt_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out_path = str(tmp_path / "metrics.json")
+    mp.spawn(_worker, args=(2, port, gt_path, out_path), nprocs=2, join=True)
+    metrics = json.loads(open(out_path).read())
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [r["video_id"] for r in saved] == [1, 2, 3]
+    assert metrics["segm"]["AP"] == pytest.approx(evaluate_ytvis(gt, saved).stats[0] * 100)

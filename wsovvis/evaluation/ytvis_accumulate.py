@@ -1,0 +1,261 @@
+"""Accumulate (precision/recall arrays) and summarize (12 stats) of the YTVIS evaluation.
+
+``accumulate`` reproduces ``YTVOSeval.accumulate`` for all categories at once: per category the
+first ``maxDet`` detections of every video are concatenated in ascending video order and stably
+sorted by descending score, i.e. ordered by (score desc, video, rank in video). Cumulative TP/FP
+counts are integers (exact); precision keeps the official ``+ np.spacing(1)``; the right-to-left
+running maximum and the recall-threshold lookup are done per category segment with exact integer
+keys (rank transform of the precision values; minimal TP count reaching each recall threshold).
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .ytvis_match import AREA_LABELS, IOU_THRESHOLDS, MAX_DETS, REC_THRESHOLDS
+
+__all__ = ["accumulate", "summarize", "STAT_NAMES", "SUMMARY_SPECS", "format_stat_line"]
+
+STAT_NAMES = [
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+]
+# (is_ap, iou_thr, area_label, max_dets) for the 12 official lines
+SUMMARY_SPECS = [
+    (1, None, "all", 100),
+    (1, 0.5, "all", 100),
+    (1, 0.75, "all", 100),
+    (1, None, "small", 100),
+    (1, None, "medium", 100),
+    (1, None, "large", 100),
+    (0, None, "all", 1),
+    (0, None, "all", 10),
+    (0, None, "all", 100),
+    (0, None, "small", 100),
+    (0, None, "medium", 100),
+    (0, None, "large", 100),
+]
+
+
+def _min_tp_for_recall(npig: np.ndarray) -> np.ndarray:
+    """int64 [..., R]: smallest integer j with float64(j) / npig >= REC_THRESHOLDS[r]."""
+    n = np.maximum(npig, 1).astype(np.float64)[..., None]
+    base = np.floor(REC_THRESHOLDS * n) - 1
+    cands = np.clip(base[..., None] + np.arange(4), 0, n[..., None])  # [..., R, 4]
+    ok = cands / n[..., None] >= REC_THRESHOLDS[:, None]
+    cands = np.where(ok, cands, np.inf).min(axis=-1)
+    return np.where(np.isinf(cands), n, cands).astype(np.int64)
+
+
+def accumulate(
+    det_k: np.ndarray,
+    det_vpos: np.ndarray,
+    det_rank: np.ndarray,
+    det_score: np.ndarray,
+    matched: np.ndarray,
+    ignored: np.ndarray,
+    npig: np.ndarray,
+    with_scores: bool = False,
+):
+    """Precision / recall / score arrays, as ``YTVOSeval.accumulate``.
+
+    Args:
+        det_k: int [N] category position of each detection (0 in class-agnostic mode).
+        det_vpos: int [N] video position (ascending video id order).
+        det_rank: int [N] rank of the detection in its block (score order).
+        det_score: float64 [N].
+        matched: bool [A, T, N]; ignored: bool [A, T, N] (from matching, maxDet = 100).
+        npig: int [K, A] number of non-ignored GT per category and area range.
+        with_scores: also build the official ``scores`` array (otherwise None; it is as large
+            as ``precision``).
+
+    Returns:
+        ``(precision [T, R, K, A, M], recall [T, K, A, M], scores [T, R, K, A, M] or None)``,
+        -1 where a category has no non-ignored GT.
+    """
+    num_k, num_a = npig.shape
+    num_t, num_r, num_m = len(IOU_THRESHOLDS), len(REC_THRESHOLDS), len(MAX_DETS)
+    # filled in [M, A, K, T, R] memory order (one contiguous run per category), returned as
+    # [T, R, K, A, M] views
+    precision = np.full((num_m, num_a, num_k, num_t, num_r), -1.0)
+    recall = np.full((num_m, num_a, num_k, num_t), -1.0)
+    scores = np.full((num_m, num_a, num_k, num_t, num_r), -1.0) if with_scores else None
+    has_gt = npig > 0  # [K, A]
+    kk, aa = np.nonzero(has_gt)
+    precision[:, aa, kk] = 0.0
+    recall[:, aa, kk] = 0.0
+    if with_scores:
+        scores[:, aa, kk] = 0.0
+    order = np.lexsort((det_rank, det_vpos, -det_score, det_k))
+    tp_min_all = _min_tp_for_recall(npig)  # [K, A, R]
+    for mi, max_det in enumerate(MAX_DETS):
+        sel = order[det_rank[order] < max_det]
+        sel = sel[has_gt[det_k[sel]].any(axis=1)] if len(sel) else sel
+        if len(sel) == 0:
+            continue
+        _accumulate_one(
+            det_k[sel],
+            det_score[sel],
+            matched[:, :, sel],
+            ignored[:, :, sel],
+            npig,
+            tp_min_all,
+            mi,
+            precision,
+            recall,
+            scores,
+        )
+    if scores is not None:
+        scores = scores.transpose(3, 4, 2, 1, 0)
+    return precision.transpose(3, 4, 2, 1, 0), recall.transpose(3, 2, 1, 0), scores
+
+
+def _segment_suffix_max(values: np.ndarray, seg_id: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Running maximum from the right inside each segment (the official precision envelope).
+
+    Pointer doubling: after step ``s`` every entry holds the max over the next ``2 * s`` entries
+    of its segment; only comparisons, so the values are exactly those of the official loop.
+    """
+    n = values.shape[1]
+    idx = np.arange(n)
+    seg_end = ends[seg_id]
+    out = values
+    step = 1
+    longest = int((ends - np.concatenate([[0], ends[:-1]])).max(initial=0))
+    while step < longest:
+        nxt = idx + step
+        ok = np.nonzero(nxt < seg_end)[0]
+        upd = out.copy()
+        upd[:, ok] = np.maximum(out[:, ok], out[:, nxt[ok]])
+        out = upd
+        step *= 2
+    return out
+
+
+def _accumulate_one(k_s, score_s, mt, ig, npig, tp_min_all, mi, precision, recall, scores) -> None:
+    """Fill the arrays for one maxDet from detections already in accumulate order."""
+    num_a, num_t, n = mt.shape
+    seg_k, starts, counts = np.unique(k_s, return_index=True, return_counts=True)
+    num_s = len(seg_k)
+    seg_id = np.repeat(np.arange(num_s), counts)
+    ends = starts + counts
+    tp_i = (mt & ~ig).reshape(num_a * num_t, n)
+    fp_i = (~mt & ~ig).reshape(num_a * num_t, n)
+    tp_raw = np.cumsum(tp_i, axis=1, dtype=np.int64)
+    fpc = np.cumsum(fp_i, axis=1, dtype=np.int64)
+    zero = np.zeros((num_a * num_t, 1), dtype=np.int64)
+    tp_before = np.concatenate([zero, tp_raw], axis=1)[:, starts]  # [A*T, S]
+    tpc = tp_raw - tp_before[:, seg_id]
+    fpc -= np.concatenate([zero, fpc], axis=1)[:, starts][:, seg_id]
+    npig_rows = np.repeat(npig[seg_k].T, num_t, axis=0)  # [A*T, S]
+    tp = tpc.astype(np.float64)
+    fp = fpc.astype(np.float64)
+    rc = tp / np.maximum(npig_rows, 1)[:, seg_id]
+    pr = tp / (fp + tp + np.spacing(1))
+    pr = _segment_suffix_max(pr, seg_id, ends)
+    # recall threshold r is first reached where the segment's TP count reaches tp_min[r], i.e.
+    # at its tp_min-th true positive (at its first detection when tp_min == 0)
+    tp_min = tp_min_all[seg_k]  # [S, A, R]
+    tp_in_seg = tpc[:, ends - 1]  # [A*T, S]
+    nz_rows, nz_cols = np.nonzero(tp_i)
+    row_start = np.searchsorted(nz_rows, np.arange(num_a * num_t))
+    valid = npig[seg_k] > 0  # [S, A]
+    for a in range(num_a):
+        v = np.nonzero(valid[:, a])[0]
+        if len(v) == 0:
+            continue
+        rows = np.arange(a * num_t, (a + 1) * num_t)
+        j = tp_min[v, a, :][None]  # [1, V, R]
+        has = j <= tp_in_seg[rows][:, v, None]  # [T, V, R]
+        nth = row_start[rows, None, None] + tp_before[rows][:, v, None] + j - 1
+        pos = starts[v][None, :, None] + np.zeros_like(nth)
+        if len(nz_cols):
+            pos = np.where(j == 0, pos, nz_cols[np.clip(nth, 0, len(nz_cols) - 1)])
+        q = np.where(has, pr[rows[:, None, None], pos], 0.0)  # [T, V, R]
+        ks = seg_k[v]
+        precision[mi, a, ks] = q.transpose(1, 0, 2)
+        if scores is not None:
+            scores[mi, a, ks] = np.where(has, score_s[pos], 0.0).transpose(1, 0, 2)
+        recall[mi, a, ks] = rc[rows][:, ends[v] - 1].T
+
+
+def _summarize_one(precision, recall, is_ap, iou_thr, area, max_dets, valid, k_sel=None) -> float:
+    """One summary number, bit-identical to ``YTVOSeval.summarize``.
+
+    The official code averages ``s[s > -1]`` over a [T, R, K] slice; -1 marks exactly the
+    categories without non-ignored GT (``valid`` False), so gathering the valid categories gives
+    the same elements in the same order, without scanning the whole array.
+    """
+    a = AREA_LABELS.index(area)
+    m = MAX_DETS.index(max_dets)
+    ks = np.nonzero(valid[:, a])[0]
+    if k_sel is not None:
+        ks = np.intersect1d(ks, k_sel)
+    t = slice(None) if iou_thr is None else np.where(iou_thr == IOU_THRESHOLDS)[0]
+    s = precision[t, :, :, a, m][:, :, ks] if is_ap else recall[t, :, a, m][:, ks]
+    s = np.ascontiguousarray(s).ravel()
+    if len(s) == 0:
+        return -1.0
+    return float(np.mean(s))
+
+
+def summarize(
+    precision: np.ndarray, recall: np.ndarray, npig: np.ndarray, k_sel: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The 12 official stats (AP, AP50, AP75, APs/m/l, AR1, AR10, AR100, ARs/m/l).
+
+    Args:
+        precision: [T, R, K, A, M]; recall: [T, K, A, M].
+        npig: int [K, A] non-ignored GT counts (categories with 0 hold -1 in the arrays).
+        k_sel: optional category positions to restrict the means to (LV-VIS base / novel).
+
+    Returns:
+        float64 [12].
+    """
+    valid = npig > 0
+    return np.array(
+        [_summarize_one(precision, recall, *spec, valid, k_sel=k_sel) for spec in SUMMARY_SPECS]
+    )
+
+
+def format_stat_line(spec, value: float, suffix: str = "") -> str:
+    """One line in the COCO/YTVIS ``summarize`` format (``suffix`` goes inside the brackets)."""
+    is_ap, iou_thr, area, max_dets = spec
+    title = "Average Precision" if is_ap else "Average Recall"
+    kind = "(AP)" if is_ap else "(AR)"
+    iou = (
+        f"{IOU_THRESHOLDS[0]:0.2f}:{IOU_THRESHOLDS[-1]:0.2f}"
+        if iou_thr is None
+        else f"{iou_thr:0.2f}"
+    )
+    return (
+        f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d}{suffix} ]"
+        f" = {value:0.3f}"
+    )
+
+
+def per_category_ap(precision: np.ndarray, cat_ids: np.ndarray) -> Dict[int, float]:
+    """AP (area all, maxDets 100) per category id; NaN for categories without GT."""
+    out = {}
+    for k, cid in enumerate(cat_ids.tolist()):
+        s = precision[:, :, k, 0, -1]
+        s = s[s > -1]
+        out[int(cid)] = float(np.mean(s)) if len(s) else float("nan")
+    return out
+
+
+def split_positions(partitions: Optional[np.ndarray]) -> Optional[List[np.ndarray]]:
+    """LV-VIS base ({0, 1}) and novel ({2, 3}) category positions, or None without partitions."""
+    if partitions is None:
+        return None
+    return [np.nonzero(np.isin(partitions, [0, 1]))[0], np.nonzero(np.isin(partitions, [2, 3]))[0]]
