@@ -6,7 +6,7 @@ Example::
     python tools/convert_videocutler_png_to_json.py \\
         --mask_root outputs/videocutler_lvvis_png/train/masks \\
         --img_root datasets/lvvis/train/JPEGImages \\
-        --out_json datasets/lvvis/train/videocutler_pseudo_tubes.json --split_name train \\
+        --out_json datasets/lvvis/train/train_pseudo_videocutler.json --split_name train \\
         --num_workers 8
 
 Writes ``--out_json`` (only if at least one video was converted) and a skip report listing every
