@@ -161,7 +161,8 @@ class YTVISEvaluator(DatasetEvaluator):
             self._logger.info(
                 "Saved %d predictions of %d videos to %s", len(results), len(seen), path
             )
-        gt = load_json_fast(self._json_file, "ground-truth file")
+        # counts lists as "#..." strings: the scorer encodes them with numpy (ytvis_rle_codec)
+        gt = load_json_fast(self._json_file, "ground-truth file", compact_counts=True)
         if not gt.get("annotations"):
             self._logger.warning(
                 "%s has no annotations (test/submission split): predictions are saved for the "

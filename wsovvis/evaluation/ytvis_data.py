@@ -17,6 +17,8 @@ import numpy as np
 
 from wsovvis.utils.io import read_json
 
+from .ytvis_rle_codec import compact_counts_json
+
 __all__ = ["GroundTruth", "Detections", "load_ground_truth", "load_detections", "load_json_fast"]
 
 logger = logging.getLogger(__name__)
@@ -29,12 +31,14 @@ except ImportError:  # pragma: no cover - optional dependency
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
 
 
-def load_json_fast(path: str, what: str) -> Any:
+def load_json_fast(path: str, what: str, compact_counts: bool = False) -> Any:
     """Read a JSON file (with ``orjson`` when installed), with errors naming the file.
 
     Args:
         path: JSON file.
         what: description used in error messages, e.g. ``"results file"``.
+        compact_counts: turn uncompressed RLE ``counts`` lists into ``"#..."`` marker strings
+            (see :mod:`.ytvis_rle_codec`; only the scorer's GT loader understands them).
 
     Returns:
         The decoded object.
@@ -49,6 +53,13 @@ def load_json_fast(path: str, what: str) -> Any:
     except OSError as e:
         raise OSError(f"cannot read {what} {path}: {e}") from e
     try:
+        if compact_counts:
+            compact = compact_counts_json(data)
+            if compact is not None:
+                try:
+                    return _orjson.loads(compact)
+                except _orjson.JSONDecodeError:
+                    pass  # report the error of the original bytes
         return _orjson.loads(data)
     except _orjson.JSONDecodeError as e:
         raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
@@ -138,13 +149,14 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
     are left out, as the official evaluator does (a warning gives their count).
 
     Args:
-        gt: path to the GT JSON or its decoded dict (not modified).
+        gt: path to the GT JSON or its decoded dict (not modified). A path is read with
+            ``load_json_fast(..., compact_counts=True)``; such a dict may also be passed.
 
     Returns:
         The indexed :class:`GroundTruth`.
     """
     if isinstance(gt, str):
-        gt = load_json_fast(gt, "ground-truth file")
+        gt = load_json_fast(gt, "ground-truth file", compact_counts=True)
     if not isinstance(gt, dict):
         raise ValueError(f"ground truth must be a dict (YTVIS JSON), got {type(gt).__name__}")
     for key in ("videos", "categories"):

@@ -6,8 +6,23 @@ AP, precision/recall arrays, LV-VIS base/novel stats); :func:`format_summary` pr
 (:mod:`.ytvis_iou`, masks of one video at a time), vectorised matching (:mod:`.ytvis_match`),
 accumulate/summarize (:mod:`.ytvis_accumulate`). Only non-empty (video, category) pairs are
 visited. Inputs are never modified.
+
+What makes it fast (every step is exact; the arrays equal the official ones bit for bit):
+
+- GT files: uncompressed RLE ``counts`` lists are rewritten to strings in the raw bytes before
+  ``orjson`` parses them, then parsed with ``np.fromstring`` and encoded to compressed RLE by a
+  vectorised copy of the pycocotools encoder, one video at a time (:mod:`.ytvis_rle_codec`);
+  their areas fall out of the same arrays. No Python ``int`` per run length is ever created.
+- IoU: one ``pycocotools.mask.iou`` call (crowd mode: ``|d & g| / |d|``) per (frame, category)
+  or, for small categories, per video on a wide canvas (:mod:`.ytvis_rle_shift`); pycocotools
+  skips pairs with disjoint boxes. Integer intersections, areas and unions are summed in numpy,
+  with one float64 division per pair.
+- Matching, accumulate and summarize are vectorised over all blocks / categories at once.
+- The cyclic garbage collector is paused during a call (the parsed JSONs hold millions of
+  containers it would otherwise traverse repeatedly).
 """
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
@@ -119,6 +134,19 @@ def evaluate_ytvis(
         ValueError: malformed input (the message names the entry), result videos not in the GT,
             result masks of the wrong size or number of frames.
     """
+    # the parsed JSONs are millions of container objects that Python's cyclic garbage collector
+    # would traverse again and again while they are built; none of them forms a cycle
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _evaluate(gt, results, class_agnostic, with_scores, num_workers)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEvalResult:
+    """:func:`evaluate_ytvis` with the garbage collector already paused."""
     timings = {}
     t0 = time.perf_counter()
     gtd = load_ground_truth(gt)

@@ -15,12 +15,13 @@ prefix sums of per-frame areas, so only integers are summed and a single float64
 per pair, bit-identical to the official loop.
 """
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 from pycocotools import _mask
 
+from .ytvis_rle_codec import MARK, encode_marked, marked_to_list
 from .ytvis_rle_shift import MAX_CANVAS_PIXELS, shift_rles
 
 __all__ = ["convert_gt_frames", "check_result_frames", "video_iou"]
@@ -28,12 +29,14 @@ __all__ = ["convert_gt_frames", "check_result_frames", "video_iou"]
 
 def convert_gt_frames(
     tracks: Sequence[Sequence], hw: Optional[Tuple[int, int]], video_id: int, ann_ids: Sequence[int]
-) -> List[List[Optional[dict]]]:
+) -> Tuple[List[List[Optional[dict]]], Dict[int, int]]:
     """Convert GT per-frame segmentations of one video to compressed RLE (``annToRLE``).
 
     Falsy entries (None, [], {}) are absent frames. Uncompressed RLE uses its own ``size``;
     polygons use the video size and are merged, exactly as ``YTVOS.annToRLE``. Compressed RLE is
-    passed through. The input lists are not modified.
+    passed through. Lists rewritten to ``"#..."`` strings by the GT file loader are encoded with
+    :func:`.ytvis_rle_codec.encode_marked` (byte-identical to ``frUncompressedRLE``). The input
+    lists are not modified.
 
     Args:
         tracks: per GT track, its ``segmentations`` list.
@@ -42,10 +45,13 @@ def convert_gt_frames(
         ann_ids: per track, the annotation id (for error messages).
 
     Returns:
-        Per track, a list of compressed RLE dicts (``counts`` str or bytes) or None.
+        ``(rles, known_areas)``: per track, a list of compressed RLE dicts (``counts`` str or
+        bytes) or None; ``id(rle dict) -> area`` for the RLEs whose area is already known.
     """
     out: List[List[Optional[dict]]] = []
     pending, slots = [], []
+    marked, marked_slots = [], []
+    known_areas: Dict[int, int] = {}
     for ti, seq in enumerate(tracks):
         row: List[Optional[dict]] = []
         for t, s in enumerate(seq):
@@ -54,7 +60,20 @@ def convert_gt_frames(
                 continue
             if isinstance(s, dict):
                 counts = s.get("counts")
-                if isinstance(counts, (str, bytes)):
+                if type(counts) is str and counts[:1] == MARK:  # list rewritten at load time
+                    size = s.get("size")
+                    if (
+                        type(size) is list
+                        and len(size) == 2
+                        and all(type(v) is int and v >= 0 for v in size)
+                    ):
+                        marked.append(counts)
+                        marked_slots.append((ti, t, size))
+                    else:  # unusual size: the regular list path (and its errors)
+                        pending.append({"size": s["size"], "counts": marked_to_list(counts)})
+                        slots.append((ti, t))
+                    row.append(None)
+                elif isinstance(counts, (str, bytes)):
                     row.append(s)
                 elif isinstance(counts, list):
                     pending.append({"size": s["size"], "counts": counts})
@@ -75,11 +94,24 @@ def convert_gt_frames(
                     f"unsupported segmentation type {type(s).__name__}"
                 )
         out.append(row)
+    if marked:
+        encoded = encode_marked(marked)
+        if encoded is None:  # not plain uint32 lists: the JSON lists and pycocotools decide
+            pending.extend(
+                {"size": sz, "counts": marked_to_list(c)}
+                for c, (_, _, sz) in zip(marked, marked_slots)
+            )
+            slots.extend((ti, t) for ti, t, _ in marked_slots)
+        else:
+            for c, a, (ti, t, sz) in zip(*encoded, marked_slots):
+                rle = {"size": list(sz), "counts": c}
+                out[ti][t] = rle
+                known_areas[id(rle)] = a
     if pending:
         h, w = hw if hw is not None else (0, 0)
         for (ti, t), rle in zip(slots, _mask.frUncompressedRLE(pending, h, w)):
             out[ti][t] = rle
-    return out
+    return out, known_areas
 
 
 def check_result_frames(
@@ -140,26 +172,6 @@ def _fill_areas(rles: List[dict], areas: np.ndarray) -> np.ndarray:
     return areas
 
 
-_FULL_MASKS = {}
-
-
-def _area_from(overlap: np.ndarray, frame_pixels: int) -> np.ndarray:
-    """Mask areas from overlaps with an all-ones frame (-1, i.e. unknown, on a size mismatch)."""
-    return np.where(overlap >= 0, np.rint(overlap * frame_pixels), -1).astype(np.int64)
-
-
-def _full_mask(h: int, w: int) -> dict:
-    """Compressed RLE of an all-ones (h, w) mask (cached)."""
-    if (h, w) not in _FULL_MASKS:
-        _FULL_MASKS[(h, w)] = {
-            "size": [h, w],
-            "counts": _mask.frUncompressedRLE([{"size": [h, w], "counts": [0, h * w]}], h, w)[0][
-                "counts"
-            ].decode("ascii"),
-        }
-    return _FULL_MASKS[(h, w)]
-
-
 def _by_key(rles, rows, keys):
     """Sort frame entries by pairing key (stable)."""
     idx = np.argsort(keys, kind="stable")
@@ -183,32 +195,18 @@ def _key_pairs(d_keys, g_keys, common):
 _TRANSLATE_MAX_PAIRS_PER_KEY = 8  # sparse keys: batch them (see ytvis_rle_shift); dense: per key
 
 
-def _overlaps_per_key(d_rles, g_rles, g_bad, d_lo, d_n, g_lo, g_n, hw):
+def _overlaps_per_key(d_rles, g_rles, d_lo, d_n, g_lo, g_n):
     """Crowd-mode overlaps ``|d & g| / |d|`` of all same-key pairs, one pycocotools call per key.
 
-    Each call also holds an all-ones frame ``F`` (non-crowd column, extra row): ``IoU(d, F)`` and
-    ``|F & g| / |F|`` give the areas of the call's masks exactly (``rint(o * h * w)``), so no
-    RLE is parsed a second time just for its area.
-
     Returns:
-        ``(overlaps per pair, detection entry areas, GT entry areas)``, areas -1 where unknown.
+        float64 overlaps per pair (0 for a size mismatch, where pycocotools gives -1).
     """
-    h, w = hw
-    full, hw_px = _full_mask(h, w), h * w
-    d_area = np.full(len(d_rles), -1, dtype=np.int64)
-    g_area = np.full(len(g_rles), -1, dtype=np.int64)
-    crowd = [1] * int(g_n.max()) + [0]
+    crowd = [1] * int(g_n.max())
     parts = []
     for dl, dn, gl, gn in zip(d_lo.tolist(), d_n.tolist(), g_lo.tolist(), g_n.tolist()):
-        o = mask_util.iou(
-            d_rles[dl : dl + dn] + [full], g_rles[gl : gl + gn] + [full], crowd[:gn] + [0]
-        )
-        o = np.asarray(o, dtype=np.float64)
-        parts.append(o[:dn, :gn].ravel())
-        d_area[dl : dl + dn] = _area_from(o[:dn, gn], hw_px)
-        g_area[gl : gl + gn] = _area_from(o[dn, :gn], hw_px)
-    g_area[g_bad] = -1  # another frame size: F does not measure it
-    return np.maximum(np.concatenate(parts), 0.0), d_area, g_area  # -1 = size mismatch
+        o = mask_util.iou(d_rles[dl : dl + dn], g_rles[gl : gl + gn], crowd[:gn])
+        parts.append(np.asarray(o, dtype=np.float64).ravel())
+    return np.maximum(np.concatenate(parts), 0.0)
 
 
 def _overlaps_translated(d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, pg):
@@ -216,8 +214,7 @@ def _overlaps_translated(d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, 
 
     Entries of the ``j``-th key are shifted ``j`` frame widths right on a wide canvas; boxes of
     different keys are disjoint, so pycocotools merges only same-key pairs. GT frames of another
-    size than the video are left out (their intersection is 0 by definition). One shifted
-    all-ones frame per key gives the areas, as in :func:`_overlaps_per_key`.
+    size than the video are left out (their intersection is 0 by definition).
     """
     h, w = hw
     per_call = max(1, MAX_CANVAS_PIXELS // max(1, h * w) - 1)
@@ -226,10 +223,9 @@ def _overlaps_translated(d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, 
     d_in = (d_grp < len(common)) & (common[np.minimum(d_grp, len(common) - 1)] == d_keys)
     g_in = (g_grp < len(common)) & (common[np.minimum(g_grp, len(common) - 1)] == g_keys) & ~g_bad
     out = np.zeros(len(pd), dtype=np.float64)
-    d_area = np.full(len(d_rles), -1, dtype=np.int64)
-    g_area = np.full(len(g_rles), -1, dtype=np.int64)
-    hw_px = h * w
     pair_grp = d_grp[pd]
+    pos_d = np.full(len(d_rles), -1)
+    pos_g = np.full(len(g_rles), -1)
     for c0 in range(0, len(common), per_call):
         c1 = min(c0 + per_call, len(common))
         sd = np.nonzero(d_in & (d_grp >= c0) & (d_grp < c1))[0]
@@ -239,19 +235,15 @@ def _overlaps_translated(d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, 
         width = w * (c1 - c0)
         dts = shift_rles([d_rles[i] for i in sd.tolist()], (d_grp[sd] - c0) * (h * w), h, width)
         gts = shift_rles([g_rles[i] for i in sg.tolist()], (g_grp[sg] - c0) * (h * w), h, width)
-        nf = c1 - c0
-        fulls = shift_rles([_full_mask(h, w)] * nf, np.arange(nf) * hw_px, h, width)
-        o = mask_util.iou(dts + fulls, gts + fulls, [1] * len(gts) + [0] * nf)
-        o = np.asarray(o, dtype=np.float64).reshape(len(sd) + nf, len(sg) + nf)
-        d_area[sd] = _area_from(o[np.arange(len(sd)), len(sg) + d_grp[sd] - c0], hw_px)
-        g_area[sg] = _area_from(o[len(sd) + g_grp[sg] - c0, np.arange(len(sg))], hw_px)
-        pos_d = np.full(len(d_rles), -1)
+        o = np.asarray(mask_util.iou(dts, gts, [1] * len(gts)), dtype=np.float64)
+        o = o.reshape(len(sd), len(sg))
+        pos_d[:] = -1
         pos_d[sd] = np.arange(len(sd))
-        pos_g = np.full(len(g_rles), -1)
+        pos_g[:] = -1
         pos_g[sg] = np.arange(len(sg))
         sel = (pair_grp >= c0) & (pair_grp < c1) & (pos_g[pg] >= 0)
         out[sel] = o[pos_d[pd[sel]], pos_g[pg[sel]]]
-    return np.maximum(out, 0.0), d_area, g_area
+    return np.maximum(out, 0.0)
 
 
 def video_iou(
@@ -260,6 +252,7 @@ def video_iou(
     hw: Optional[Tuple[int, int]],
     dt_group: np.ndarray,
     gt_group: np.ndarray,
+    gt_areas: Optional[Dict[int, int]] = None,
 ):
     """IoU matrix of the detections against the GT tracks of one video.
 
@@ -273,6 +266,7 @@ def video_iou(
         hw: the video size (None: the first detection's); GT frames of another size give
             nothing to a pair's I and U.
         dt_group: int [D] group of each detection, ``gt_group``: int [G] (values >= 0).
+        gt_areas: ``id(GT RLE dict) -> area`` where known (see :func:`convert_gt_frames`).
 
     Returns:
         ``(iou, dt_areas)``: float64 [D, G] IoU (0 across groups), int64 [D, T] per-frame
@@ -293,7 +287,8 @@ def video_iou(
     g_rles, g_rows, g_keys, g_idx = _by_key(g_rles, g_rows, g_cols * ngroups + gt_group[g_rows])
     d_cols, g_cols = d_cols[d_idx], g_cols[g_idx]
     d_area = np.full(len(d_rles), -1, dtype=np.int64)
-    g_area = np.full(len(g_rles), -1, dtype=np.int64)
+    known = gt_areas or {}
+    g_area = np.array([known.get(id(r), -1) for r in g_rles], dtype=np.int64)
     inter = np.zeros(num_d * num_g, dtype=np.float64)
     lost = np.zeros(num_d * num_g, dtype=np.float64)  # areas of size-mismatched frame pairs
     common = np.intersect1d(d_keys, g_keys)
@@ -307,11 +302,9 @@ def video_iou(
             dtype=bool,
         )
         if len(common) > 1 and len(pd) < _TRANSLATE_MAX_PAIRS_PER_KEY * len(common):
-            o, d_area, g_area = _overlaps_translated(
-                d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, pg
-            )
+            o = _overlaps_translated(d_rles, d_keys, g_rles, g_keys, g_bad, common, hw, pd, pg)
         else:
-            o, d_area, g_area = _overlaps_per_key(d_rles, g_rles, g_bad, d_lo, d_n, g_lo, g_n, hw)
+            o = _overlaps_per_key(d_rles, g_rles, d_lo, d_n, g_lo, g_n)
         pair = d_rows[pd] * num_g + g_rows[pg]
     a_d[d_rows, d_cols] = _fill_areas(d_rles, d_area)
     a_g = np.zeros((num_g, num_t), dtype=np.int64)

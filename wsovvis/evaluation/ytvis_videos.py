@@ -38,10 +38,10 @@ def _process_range(p0: int, p1: int):
         rk = det_k[d0:d1]
         gk = np.zeros(len(g_idx), np.int64) if class_agnostic else gt.cat_pos[g_idx]
         g_act = np.nonzero(np.isin(gk, rk))[0]  # only GT that can pair with a detection
-        gt_tracks = convert_gt_frames(
+        gt_tracks, gt_areas = convert_gt_frames(
             [gt.segs[g] for g in g_idx[g_act].tolist()], hw, vid, gt.ann_ids[g_idx[g_act]].tolist()
         )
-        iou_act, a_d = video_iou(dt_tracks, gt_tracks, hw, rk, gk[g_act])
+        iou_act, a_d = video_iou(dt_tracks, gt_tracks, hw, rk, gk[g_act], gt_areas)
         iou = np.zeros((d1 - d0, len(g_idx)))
         iou[:, g_act] = iou_act
         npos = (a_d > 0).sum(axis=1)
