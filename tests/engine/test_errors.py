@@ -1,0 +1,66 @@
+"""Bad inputs fail with a clear message before any training step runs."""
+import os
+
+import pytest
+import torch
+
+from engine_helpers import run_train_net, tiny_experiment
+from wsovvis.engine import CheckpointError, ConfigError
+from wsovvis.engine.runner import run_experiment
+from wsovvis.engine.setup import build_cfg
+
+
+def _no_training_happened(out):
+    metrics = os.path.join(out, "metrics.json")  # detectron2's JSONWriter creates it empty
+    no_metrics = not os.path.exists(metrics) or os.path.getsize(metrics) == 0
+    ckpts = os.path.isdir(out) and any(f.endswith(".pth") for f in os.listdir(out))
+    return no_metrics and not ckpts
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["d2_opts"].extend(["SOLVER.NOT_A_KEY", 1]), "SOLVER.NOT_A_KEY"),
+        (lambda c: c["data"].update(train_json="/nonexistent/train.json"), "data.train_json"),
+        (lambda c: c.update(d2_cfg_path="/nonexistent/x.yaml"), "d2_cfg_path"),
+        (lambda c: c.update(eval_only=True), "eval_only=True needs"),
+        (lambda c: c.update(imports=["no_such_module_xyz"]), "no_such_module_xyz"),
+        (lambda c: c.update(bogus=1), "Unknown experiment keys"),
+    ],
+)
+def test_invalid_config(tiny_dataset, tmp_path, change, message):
+    config = tiny_experiment(tiny_dataset, tmp_path)
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        build_cfg(config)
+
+
+def test_corrupt_checkpoint(tiny_dataset, tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save({"model": {"w": torch.zeros(3)}}, good)
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(good.read_bytes()[:40])
+    config = tiny_experiment(tiny_dataset, tmp_path / "out")
+    config["d2_opts"] += ["MODEL.WEIGHTS", str(bad)]
+    with pytest.raises(ConfigError, match="corrupt"):
+        run_experiment(config)
+    assert _no_training_happened(tmp_path / "out")
+
+
+def test_wrong_architecture_checkpoint(tiny_dataset, tmp_path):
+    ckpt = tmp_path / "other_model.pth"
+    torch.save({"model": {"backbone.res2.conv1.weight": torch.zeros(4, 3, 1, 1)}}, ckpt)
+    config = tiny_experiment(tiny_dataset, tmp_path / "out")
+    config["d2_opts"] += ["MODEL.WEIGHTS", str(ckpt)]
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        run_experiment(config)
+    assert _no_training_happened(tmp_path / "out")
+
+
+def test_unknown_sacred_key_cli(tmp_path):
+    proc = run_train_net(["-F", str(tmp_path / "runs"), "with", "not_a_key=1"], timeout=120)
+    assert proc.returncode != 0
+    assert "not_a_key" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any(
+        d.isdigit() for d in os.listdir(tmp_path / "runs")
+    )

@@ -1,0 +1,37 @@
+"""visualize_ytvis: GT and results.json rendered to a GIF + PNG contact sheet per video."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_gt_and_results(tiny_synthetic_dataset, tmp_path):
+    val = tiny_synthetic_dataset["splits"]["val"]
+    with open(val["gt_json"]) as f:
+        gt = json.load(f)
+    video = gt["videos"][0]
+    anns = [a for a in gt["annotations"] if a["video_id"] == video["id"]]
+    results = [{"video_id": video["id"], "category_id": a["category_id"], "score": 0.9,
+                "segmentations": a["segmentations"]} for a in anns]
+    results.append(dict(results[0], score=0.1))  # below the threshold: not drawn
+    res_file = tmp_path / "results.json"
+    res_file.write_text(json.dumps(results))
+    for extra, out in (([], "gt"), (["--results", str(res_file)], "pred")):
+        proc = subprocess.run(
+            [sys.executable, os.path.join(REPO, "tools", "visualize_ytvis.py"), "--json",
+             val["gt_json"], "--image-root", val["img_root"], "--out", str(tmp_path / out),
+             "--video-ids", str(video["id"])] + extra,
+            capture_output=True, text=True, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        gif = Image.open(tmp_path / out / f"video_{video['id']}.gif")
+        assert gif.n_frames == video["length"] and gif.size == (video["width"], video["height"])
+        sheet = np.asarray(Image.open(tmp_path / out / f"video_{video['id']}.png").convert("RGB"))
+        frame0 = np.asarray(Image.open(os.path.join(val["img_root"], video["file_names"][0])))
+        h, w = frame0.shape[:2]
+        assert np.abs(sheet[:h, :w].astype(int) - frame0.astype(int)).mean() > 5  # overlay drawn

@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Train / evaluate wsovvis models, tracked by Sacred.
+
+Examples (``X=configs/sacred/videomt_vits_lvvis_pseudo.yaml``)::
+
+    python train_net.py with $X -F runs/vits                      # train, FileStorageObserver
+    python train_net.py with $X -F runs/vits -m localhost:27017:wsovvis   # + Mongo (pymongo)
+    python train_net.py with $X num_gpus=2 'd2_opts=["SOLVER.MAX_ITER", 1000]'
+    python train_net.py with $X resume=True                       # continue its OUTPUT_DIR
+    python train_net.py with $X eval_only=True resume=True        # score the last checkpoint
+    python train_net.py with $X eval_only=True 'd2_opts=["MODEL.WEIGHTS", "model.pth"]'
+    python train_net.py print_config with $X
+    torchrun --nproc_per_node 8 train_net.py with $X num_gpus=1 -F runs/vits
+
+Multi-node: run the same command on every machine with ``num_machines=N machine_rank=i
+dist_url=tcp://<host0>:<port>``. torchrun / ``srun`` (one task per GPU) are detected from the
+environment; only global rank 0 attaches observers. Everything else lives in :mod:`wsovvis.engine`.
+"""
+import os
+import sys
+import warnings
+
+warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+from sacred import Experiment  # noqa: E402
+from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
+
+from wsovvis.engine.sacred_bridge import prepare_argv, run_sacred  # noqa: E402
+from wsovvis.engine.setup import DEFAULT_CONFIG  # noqa: E402
+
+ex = Experiment("wsovvis", base_dir=os.path.dirname(os.path.abspath(__file__)))
+ex.add_config(DEFAULT_CONFIG)
+ex.captured_out_filter = apply_backspaces_and_linefeeds
+
+
+@ex.main
+def main(_run, _config):
+    """One Sacred Run per launch; workers are spawned inside (see wsovvis.engine.sacred_bridge)."""
+    return run_sacred(_run, _config)
+
+
+if __name__ == "__main__":
+    ex.run_commandline(prepare_argv(sys.argv))

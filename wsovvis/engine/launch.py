@@ -1,0 +1,161 @@
+"""Process launching: detectron2-style ``launch()`` that also runs on CPU (gloo); torchrun/SLURM.
+
+Three ways to get N training processes, all ending in ``main_func(*args)`` on every rank with
+detectron2's ``comm`` ready (global + local process groups):
+
+* ``launch(...)`` spawns ``num_gpus_per_machine`` workers per machine (run the same command once per
+  machine with its ``machine_rank``). With CUDA it is detectron2's ``launch``; without CUDA the same
+  logic runs on the gloo backend (used by the CPU DDP tests).
+* torchrun / ``srun`` with one task per GPU: :func:`external_dist_env` detects the environment and
+  :func:`run_external` joins the existing group instead of spawning.
+"""
+import logging
+import os
+from datetime import timedelta
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from detectron2.engine import launch as d2_launch
+from detectron2.utils import comm
+
+__all__ = ["DEFAULT_TIMEOUT", "launch", "external_dist_env", "run_external", "resolve_dist_url"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+def resolve_dist_url(dist_url: str, num_machines: int) -> str:
+    """Turn ``"auto"`` into a free local TCP port (single machine only); validate the rest."""
+    if dist_url == "auto":
+        if num_machines > 1:
+            raise ValueError("dist_url='auto' only works on one machine; pass tcp://<host0>:<port>")
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    if "://" not in dist_url:
+        raise ValueError(f"dist_url must be 'auto', tcp://host:port or file://..: {dist_url!r}")
+    return dist_url
+
+
+def _setup_local_group(num_per_machine: int) -> None:
+    """Create detectron2's per-machine process group (public API if present, v0.6 otherwise)."""
+    if hasattr(comm, "create_local_process_group"):
+        comm.create_local_process_group(num_per_machine)
+        return
+    rank, world = dist.get_rank(), dist.get_world_size()
+    for i in range(world // num_per_machine):
+        group = dist.new_group(list(range(i * num_per_machine, (i + 1) * num_per_machine)))
+        if i == rank // num_per_machine:
+            comm._LOCAL_PROCESS_GROUP = group  # detectron2 v0.6 has no setter
+
+
+def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args,
+                timeout):
+    global_rank = machine_rank * num_per_machine + local_rank
+    dist.init_process_group(
+        backend="gloo", init_method=dist_url, world_size=world_size, rank=global_rank,
+        timeout=timeout,
+    )
+    try:
+        _setup_local_group(num_per_machine)
+        comm.synchronize()
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(
+    main_func: Callable,
+    num_gpus_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str = "auto",
+    args: tuple = (),
+    timeout: timedelta = DEFAULT_TIMEOUT,
+) -> None:
+    """Run ``main_func(*args)`` in ``num_gpus_per_machine`` processes on this machine.
+
+    Same contract as ``detectron2.engine.launch``; without CUDA, ``num_gpus_per_machine`` is the
+    number of CPU processes and the gloo backend is used. If any worker raises, the others are
+    terminated and the error is re-raised here (``torch.multiprocessing`` join semantics).
+
+    Args:
+        main_func: picklable (module-level) function run on every rank.
+        num_gpus_per_machine: processes per machine.
+        num_machines: machines in the job.
+        machine_rank: rank of this machine.
+        dist_url: ``"auto"`` (single machine) or ``tcp://host:port``.
+        args: arguments of ``main_func``.
+        timeout: process-group timeout.
+    """
+    world_size = num_machines * num_gpus_per_machine
+    if world_size <= 1:
+        main_func(*args)
+        return
+    dist_url = resolve_dist_url(dist_url, num_machines)
+    if torch.cuda.is_available():
+        d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args,
+                  timeout=timeout)
+        return
+    mp.start_processes(
+        _cpu_worker,
+        nprocs=num_gpus_per_machine,
+        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout),
+        daemon=False,
+        start_method="spawn",
+    )
+
+
+def external_dist_env() -> Optional[Dict[str, int]]:
+    """Detect a process started by torchrun or ``srun`` (one task per GPU).
+
+    Returns:
+        ``{"rank", "world_size", "local_rank", "local_world_size"}`` or None when this process
+        should spawn its own workers. ``srun`` is treated as one-task-per-GPU only when it starts
+        more tasks than nodes; its variables are mapped to torchrun's (``MASTER_ADDR`` and
+        ``MASTER_PORT`` must be exported by the job script).
+    """
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env and int(env["WORLD_SIZE"]) > 1:
+        local_world = int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"]))
+        return {
+            "rank": int(env["RANK"]),
+            "world_size": int(env["WORLD_SIZE"]),
+            "local_rank": int(env.get("LOCAL_RANK", 0)),
+            "local_world_size": local_world,
+        }
+    ntasks, nnodes = int(env.get("SLURM_NTASKS", 1)), int(env.get("SLURM_NNODES", 1))
+    if ntasks > 1 and ntasks > nnodes and "SLURM_PROCID" in env:
+        return {
+            "rank": int(env["SLURM_PROCID"]),
+            "world_size": ntasks,
+            "local_rank": int(env.get("SLURM_LOCALID", 0)),
+            "local_world_size": ntasks // nnodes,
+        }
+    return None
+
+
+def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = (),
+                 timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+    """Join the process group of an externally launched job and run ``main_func(*args)``."""
+    for key, value in (("RANK", "rank"), ("WORLD_SIZE", "world_size"),
+                       ("LOCAL_RANK", "local_rank")):
+        os.environ.setdefault(key, str(dist_env[value]))
+    for key in ("MASTER_ADDR", "MASTER_PORT"):
+        if key not in os.environ:
+            raise RuntimeError(f"{key} must be set for torchrun/srun launches")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
+    try:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(dist_env["local_rank"])
+        _setup_local_group(dist_env["local_world_size"])
+        comm.synchronize()
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,201 @@
+"""The wsovvis trainer: detectron2's ``DefaultTrainer`` with video loaders, YTVIS evaluation,
+LLRD optimizer, exact resume and strict checkpoint checks."""
+import functools
+import logging
+import os
+import weakref
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import torch
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    HookBase,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+)
+from detectron2.evaluation.testing import flatten_results_dict
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from .checkpoint import VideoCheckpointer
+from .data import ResumableLoader, build_resumable_loader, derive_seed, seed_all
+from .optimizer import build_lr_scheduler, build_optimizer
+
+__all__ = ["Trainer", "IterationSeeder", "train_dataset_dicts", "flat_metrics"]
+
+logger = logging.getLogger(__name__)
+
+
+def train_dataset_dicts(cfg):
+    """Training video dicts of ``cfg.DATASETS.TRAIN`` through the data layer (filters applied)."""
+    from wsovvis.data import get_video_dataset_dicts
+
+    return get_video_dataset_dicts(
+        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_VIDEOS
+    )
+
+
+class IterationSeeder(HookBase):
+    """Re-seed every RNG before each step from ``(seed, rank, iteration)``.
+
+    Model-side randomness (point sampling, dropout) then depends only on the iteration, so a
+    resumed run continues exactly like an uninterrupted one.
+    """
+
+    def __init__(self, seed: int):
+        self._seed = seed
+
+    def before_step(self):
+        seed_all(derive_seed(self._seed, comm.get_rank(), self.trainer.iter))
+
+
+class Trainer(DefaultTrainer):
+    """``DefaultTrainer`` for video instance segmentation.
+
+    Differences to detectron2's: skip-consistent training loader (:mod:`wsovvis.engine.data`),
+    per-iteration seeding, optimizer state in checkpoints (v0.6 saves only the iteration and
+    hooks), :class:`VideoCheckpointer` with architecture checks, AdamW + LLRD optimizer,
+    ``YTVISEvaluator``, and the last evaluation results kept in :attr:`last_eval_results`.
+    """
+
+    def __init__(self, cfg):
+        # Mirrors DefaultTrainer.__init__ (v0.6) except: CPU-capable DDP, VideoCheckpointer.
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        ddp_kwargs = {} if torch.cuda.is_available() else {"device_ids": None}
+        model = create_ddp_model(model, broadcast_buffers=False, **ddp_kwargs)
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = VideoCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.last_eval_results: Optional[Dict] = None
+        self.register_hooks(self.build_hooks())
+
+    # --- builders -------------------------------------------------------------------------
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        """Lazy, skip-consistent training loader over ``YTVISClipMapper`` clips."""
+        from wsovvis.data import YTVISClipMapper
+
+        if cfg.SEED < 0:
+            logger.warning("cfg.SEED < 0: training data order is random and resume is not exact.")
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        dicts = train_dataset_dicts(cfg)
+        build = functools.partial(
+            build_resumable_loader,
+            dicts,
+            YTVISClipMapper(cfg, is_train=True),
+            seed=seed,
+            total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+        return ResumableLoader(lambda start_iter: build(start_iter=start_iter))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        from wsovvis.data import build_video_test_loader
+
+        return build_video_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """``YTVISEvaluator`` writing ``<OUTPUT_DIR>/inference[/<name>]/results.json``."""
+        from wsovvis.evaluation import YTVISEvaluator
+
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
+            if len(cfg.DATASETS.TEST) > 1:
+                output_folder = os.path.join(output_folder, dataset_name)
+        return YTVISEvaluator(
+            dataset_name,
+            output_dir=output_folder,
+            class_agnostic=cfg.TEST.CLASS_AGNOSTIC,
+            distributed=True,
+        )
+
+    def build_hooks(self):
+        hooks = super().build_hooks()
+        if self.cfg.SEED >= 0:
+            hooks.insert(0, IterationSeeder(self.cfg.SEED))
+        return hooks
+
+    # --- checkpoint state -----------------------------------------------------------------
+    def state_dict(self):
+        ret = super().state_dict()
+        ret["_trainer"] = self._trainer.state_dict()  # optimizer (+ AMP grad scaler)
+        ret["scheduler"] = self.scheduler.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        if "scheduler" in state_dict:
+            self.scheduler.load_state_dict(state_dict["scheduler"])
+
+    def resume_or_load(self, resume: bool = True):
+        """Load the last checkpoint of ``OUTPUT_DIR`` (resume) or ``MODEL.WEIGHTS``, with checks.
+
+        Resuming requires a checkpoint that fits the model exactly; ``MODEL.WEIGHTS`` must match
+        at least one tensor (so a wrong-architecture file fails loudly instead of training from
+        scratch). The training loader then starts at the resumed iteration.
+        """
+        ckpt = self.checkpointer
+        resuming = resume and ckpt.has_checkpoint()
+        path = ckpt.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
+        super().resume_or_load(resume=resume)
+        if path:
+            ckpt.check_compatible(path, strict=resuming)
+        if resuming:
+            logger.info(f"Resumed from {path}; continuing at iteration {self.start_iter}")
+        if isinstance(self.data_loader, ResumableLoader):
+            self.data_loader.start_iter = self.start_iter
+
+    # --- train / test -----------------------------------------------------------------------
+    def train(self):
+        """Run training; returns the last evaluation results (or None if none ran)."""
+        super().train()
+        if hasattr(self, "_last_eval_results"):
+            self.last_eval_results = self._last_eval_results
+        return self.last_eval_results
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Evaluate ``model`` on ``cfg.DATASETS.TEST`` (see ``DefaultTrainer.test``)."""
+        if not cfg.DATASETS.TEST:
+            logger.warning("cfg.DATASETS.TEST is empty: nothing to evaluate.")
+            return OrderedDict()
+        return super().test(cfg, model, evaluators=evaluators)
+
+
+def flat_metrics(results) -> Dict[str, float]:
+    """Flatten ``{"segm": {"AP": ..}}`` results to ``{"segm/AP": ..}`` (finite floats only)."""
+    flat = flatten_results_dict(results or {})
+    out = {}
+    for k, v in flat.items():
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            continue
+        if v == v and abs(v) != float("inf"):
+            out[k] = v
+    return out

@@ -1,0 +1,202 @@
+"""Render YTVIS tracks (ground truth or ``results.json`` predictions) over video frames.
+
+Each video becomes an animated GIF and a PNG contact sheet: one colour per track, the mask blended
+over the frame with its outline, and a ``category [score]`` label at the mask's top-left corner.
+"""
+import colorsys
+import logging
+import os
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from wsovvis.utils.io import atomic_write, read_json
+from wsovvis.utils.rle import decode_segmentation
+
+__all__ = [
+    "track_color",
+    "tracks_from_gt",
+    "tracks_from_results",
+    "render_frames",
+    "save_gif",
+    "save_contact_sheet",
+    "visualize_ytvis",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def track_color(index: int) -> tuple:
+    """A distinct, saturated RGB colour for track ``index`` (golden-ratio hue walk)."""
+    h = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def tracks_from_gt(data: dict) -> Dict[int, List[dict]]:
+    """``{video_id: [track]}`` from a YTVIS GT dict; a track is ``{id, category_id,
+    segmentations, score: None}``."""
+    out = defaultdict(list)
+    for ann in data.get("annotations", []):
+        out[ann["video_id"]].append({
+            "id": ann.get("id", len(out[ann["video_id"]]) + 1),
+            "category_id": ann.get("category_id"),
+            "segmentations": ann["segmentations"],
+            "score": None,
+        })
+    return out
+
+
+def tracks_from_results(results: Sequence[dict], score_thresh: float = 0.0,
+                        top_k: Optional[int] = None) -> Dict[int, List[dict]]:
+    """``{video_id: [track]}`` from a YTVIS ``results.json`` list (sorted by score, filtered)."""
+    out = defaultdict(list)
+    for i, r in enumerate(sorted(results, key=lambda r: -r.get("score", 0.0))):
+        if r.get("score", 0.0) < score_thresh:
+            continue
+        if top_k is not None and len(out[r["video_id"]]) >= top_k:
+            continue
+        out[r["video_id"]].append({
+            "id": i + 1,
+            "category_id": r.get("category_id"),
+            "segmentations": r["segmentations"],
+            "score": float(r.get("score", 0.0)),
+        })
+    return out
+
+
+def _label(track: dict, names: Dict[int, str]) -> str:
+    text = names.get(track["category_id"], str(track["category_id"]))
+    if track["score"] is not None:
+        text += f" {track['score']:.2f}"
+    return text
+
+
+def render_frames(frames: Sequence[np.ndarray], tracks: Sequence[dict],
+                  names: Optional[Dict[int, str]] = None, alpha: float = 0.5) -> List[Image.Image]:
+    """Overlay ``tracks`` on ``frames`` (RGB uint8 arrays of the video size).
+
+    Args:
+        frames: T frames, (H, W, 3) uint8 RGB.
+        tracks: tracks with per-frame ``segmentations`` (RLE/polygon or None), ``category_id``,
+            ``score`` (None for GT).
+        names: category id -> name for the labels.
+        alpha: mask opacity.
+
+    Returns:
+        T ``PIL.Image`` frames.
+    """
+    names = names or {}
+    font = ImageFont.load_default()
+    out = []
+    for t, frame in enumerate(frames):
+        h, w = frame.shape[:2]
+        canvas = frame.astype(np.float32)
+        labels = []
+        for k, track in enumerate(tracks):
+            segs = track["segmentations"]
+            if t >= len(segs) or segs[t] is None:
+                continue
+            mask = decode_segmentation(segs[t], h, w).astype(bool)
+            if not mask.any():
+                continue
+            color = np.array(track_color(k), np.float32)
+            canvas[mask] = canvas[mask] * (1 - alpha) + color * alpha
+            inner = np.roll(mask, 1, 0) & np.roll(mask, -1, 0)
+            edge = mask & ~(inner & np.roll(mask, 1, 1) & np.roll(mask, -1, 1))
+            canvas[edge] = color
+            ys, xs = np.nonzero(mask)
+            labels.append((int(xs.min()), int(ys.min()), _label(track, names), track_color(k)))
+        img = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        for x, y, text, color in labels:
+            box = draw.textbbox((x, y), text, font=font)
+            y0 = max(0, y - (box[3] - box[1]) - 2)
+            draw.rectangle((x, y0, x + box[2] - box[0] + 2, y0 + box[3] - box[1] + 2), fill=color)
+            draw.text((x + 1, y0), text, fill=(0, 0, 0), font=font)
+        out.append(img)
+    return out
+
+
+def save_gif(frames: Sequence[Image.Image], path: str, duration_ms: int = 200) -> None:
+    """Write an animated, looping GIF atomically."""
+    first, rest = frames[0], list(frames[1:])
+    atomic_write(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
+                                            duration=duration_ms, loop=0), "wb")
+
+
+def save_contact_sheet(frames: Sequence[Image.Image], path: str, cols: int = 6) -> None:
+    """Write a PNG grid of ``frames`` (row-major, ``cols`` per row) atomically."""
+    w, h = frames[0].size
+    cols = min(cols, len(frames))
+    rows = (len(frames) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * w, rows * h), (0, 0, 0))
+    for i, f in enumerate(frames):
+        sheet.paste(f, ((i % cols) * w, (i // cols) * h))
+    atomic_write(path, lambda f: sheet.save(f, format="PNG"), "wb")
+
+
+def visualize_ytvis(
+    json_file: str,
+    image_root: str,
+    output_dir: str,
+    *,
+    results_file: Optional[str] = None,
+    video_ids: Optional[Sequence[int]] = None,
+    max_videos: Optional[int] = None,
+    score_thresh: float = 0.3,
+    top_k: Optional[int] = 10,
+    duration_ms: int = 200,
+) -> List[str]:
+    """Render GT (``json_file``) or predictions (``results_file``) to ``<video>.gif`` + ``.png``.
+
+    Args:
+        json_file: YTVIS JSON with ``videos`` (file names, sizes) and categories; its
+            ``annotations`` are drawn unless ``results_file`` is given.
+        image_root: folder the video ``file_names`` are relative to.
+        output_dir: destination folder.
+        results_file: YTVIS ``results.json`` to draw instead of the GT.
+        video_ids: only these videos (default: all, in file order).
+        max_videos: at most this many videos.
+        score_thresh: predictions below this score are not drawn.
+        top_k: at most this many predictions per video.
+        duration_ms: GIF frame duration.
+
+    Returns:
+        paths of the written files.
+    """
+    data = read_json(json_file, "YTVIS JSON")
+    if results_file:
+        results = read_json(results_file, "results file")
+        if not isinstance(results, list):
+            raise ValueError(f"{results_file} is not a YTVIS results list")
+        tracks = tracks_from_results(results, score_thresh, top_k)
+    else:
+        tracks = tracks_from_gt(data)
+    names = {c["id"]: c.get("name", str(c["id"])) for c in data.get("categories", [])}
+    videos = data["videos"]
+    if video_ids is not None:
+        wanted = set(video_ids)
+        videos = [v for v in videos if v["id"] in wanted]
+        missing = wanted - {v["id"] for v in videos}
+        if missing:
+            raise ValueError(f"video ids not in {json_file}: {sorted(missing)}")
+    videos = videos[:max_videos] if max_videos else videos
+    written = []
+    for video in videos:
+        frames = []
+        for name in video["file_names"]:
+            path = os.path.join(image_root, name)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"frame of video {video['id']} not found: {path}")
+            frames.append(np.asarray(Image.open(path).convert("RGB")))
+        rendered = render_frames(frames, tracks.get(video["id"], []), names)
+        stem = os.path.join(output_dir, f"video_{video['id']}")
+        save_gif(rendered, stem + ".gif", duration_ms)
+        save_contact_sheet(rendered, stem + ".png")
+        written += [stem + ".gif", stem + ".png"]
+        n = len(tracks.get(video["id"], []))
+        logger.info(f"video {video['id']}: {n} tracks -> {stem}.gif/.png")
+    return written
