@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Render YTVIS ground truth or a results.json over the frames: one GIF + one PNG per video.
+r"""Render YTVIS ground truth or a results.json over the frames: one GIF + one PNG per video.
 
 Examples::
 
