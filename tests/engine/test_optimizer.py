@@ -114,3 +114,27 @@ def test_warmup_poly_and_unknown_optimizer():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
         build_optimizer(_cfg(OPTIMIZER="LAMB"), lin)
+
+
+def test_model_lr_multipliers_hook_with_real_seqformer():
+    """SeqFormer + frozen DINOv2 pseudo-FPN: ViT excluded, new neck at the full LR (not x0.1)."""
+    import os
+
+    from detectron2.modeling import build_model
+
+    import wsovvis.modeling  # noqa: F401
+
+    cfg = _cfg(BACKBONE_MULTIPLIER=0.1)
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "seqformer",
+                                     "tiny_test.yaml"))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.SOLVER.BASE_LR = 1.0
+    model = build_model(cfg)
+    opt = build_optimizer(cfg, model)
+    named = dict(model.named_parameters())
+    optimised = {id(p) for g in opt.param_groups for p in g["params"]}
+    vit = [p for n, p in named.items() if n.startswith("backbone.body.vit.")]
+    neck = [n for n in named if n.startswith("backbone.body.neck.")]
+    assert vit and all(id(p) not in optimised for p in vit)
+    assert neck and all(_lr_of(opt, named[n]) == pytest.approx(1.0) for n in neck)
+    assert _lr_of(opt, named["query_embed.weight"]) == pytest.approx(1.0)

@@ -62,7 +62,10 @@ def get_param_groups(
         weight_decay: default weight decay.
         weight_decay_norm: weight decay of normalisation-layer parameters (None = default).
         weight_decay_embed: weight decay of ``nn.Embedding`` weights (None = default).
-        backbone_multiplier: LR multiplier of every parameter whose name contains ``"backbone"``.
+        backbone_multiplier: LR multiplier of the pretrained backbone. If the model defines
+            ``lr_multipliers(backbone_multiplier) -> {name: factor}`` (``docs/CONTRACTS.md``), its
+            factors are used (e.g. SeqFormer's newly initialised pseudo-FPN neck at 1.0);
+            otherwise every parameter whose name contains ``"backbone"`` gets this multiplier.
         llrd: layer-wise LR decay of the ViT under ``vit_prefix`` (1.0 = off).
         vit_prefix: name prefix of the ViT (e.g. ``"backbone.encoder.backbone."``); "" = no ViT.
 
@@ -78,6 +81,9 @@ def get_param_groups(
     if llrd != 1.0 and not block_ids:
         logger.warning(f"SOLVER.LLRD={llrd} but no '{vit_prefix}blocks.<i>.' parameters exist.")
 
+    model_multipliers = (
+        model.lr_multipliers(backbone_multiplier) if hasattr(model, "lr_multipliers") else None
+    )
     params: List[Dict[str, Any]] = []
     memo = set()
     for module_name, module in model.named_modules():
@@ -91,7 +97,9 @@ def get_param_groups(
                 wd = weight_decay_norm
             if isinstance(module, torch.nn.Embedding) and weight_decay_embed is not None:
                 wd = weight_decay_embed
-            if "backbone" in name:
+            if model_multipliers is not None:
+                lr *= model_multipliers[name]
+            elif "backbone" in name:
                 lr *= backbone_multiplier
             is_vit = bool(vit_prefix) and name.startswith(vit_prefix)
             if is_vit:
