@@ -8,6 +8,7 @@ Examples::
     python tools/visualize_ytvis.py --json val_instances.json --image-root JPEGImages \
         --results outputs/x/inference/results.json --score-thresh 0.3 --out vis/pred
 """
+
 import argparse
 import logging
 import os
@@ -32,8 +33,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     written = visualize_ytvis(
-        args.json, args.image_root, args.out, results_file=args.results, video_ids=args.video_ids,
-        max_videos=args.max_videos, score_thresh=args.score_thresh, top_k=args.top_k,
+        args.json,
+        args.image_root,
+        args.out,
+        results_file=args.results,
+        video_ids=args.video_ids,
+        max_videos=args.max_videos,
+        score_thresh=args.score_thresh,
+        top_k=args.top_k,
         duration_ms=args.duration_ms,
     )
     print(f"wrote {len(written)} files to {args.out}")

@@ -180,3 +180,14 @@ def test_two_process_gather_dedup(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [r["video_id"] for r in saved] == [1, 2, 3]
     assert metrics["segm"]["AP"] == pytest.approx(evaluate_ytvis(gt, saved).stats[0] * 100)
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf")])
+def test_non_finite_score_is_named_before_writing(tmp_path, score):
+    gt_path = str(tmp_path / "gt.json")
+    _write_gt(gt_path)
+    _register("wsovvis_test_eval_nan", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_nan", output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="video 2: track 0 has a non-finite score"):
+        ev.process([{}], [_output(2, 0, 0, score=score)])
+    assert not (tmp_path / "results.json").exists()

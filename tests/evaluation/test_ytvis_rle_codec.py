@@ -92,3 +92,85 @@ def test_invalid_counts_list_in_gt_file_is_an_error(tmp_path):
     path.write_text(text.replace('"counts": [', '"counts": [1,, ', 1))
     with pytest.raises(ValueError, match="invalid JSON"):
         evaluate_ytvis(str(path), res)
+
+
+@pytest.mark.parametrize("body", ["-1, 2", "3, -0", "+1, 2", "1e3, 2", "1E2", "2.0"])
+def test_signed_and_float_numbers_take_the_json_path(body):
+    # np.fromstring reads "+1" (invalid JSON) and "-1" (refused by pycocotools) as plain ints
+    assert encode_marked(["#3, 4", "#" + body]) is None
+    try:
+        expected = json.loads("[" + body + "]")
+    except json.JSONDecodeError:
+        with pytest.raises(ValueError, match="malformed"):
+            marked_to_list("#" + body)
+    else:
+        assert marked_to_list("#" + body) == expected
+
+
+def test_negative_gt_run_length_is_an_error_naming_the_video():
+    with pytest.raises(OverflowError):
+        _mask.frUncompressedRLE([{"size": [1, 4], "counts": [-1, 5]}], 1, 4)
+    gt = {
+        "videos": [{"id": 1, "height": 1, "width": 4, "length": 1}],
+        "categories": [{"id": 1}],
+        "annotations": [
+            {
+                "id": 1,
+                "video_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "areas": [5],
+                "segmentations": [{"size": [1, 4], "counts": [-1, 5]}],
+            }
+        ],
+    }
+    res = [
+        {
+            "video_id": 1,
+            "category_id": 1,
+            "score": 0.5,
+            "segmentations": [{"size": [1, 4], "counts": "04"}],
+        }
+    ]
+    marked = orjson.loads(compact_counts_json(json.dumps(gt).encode()))
+    assert marked["annotations"][0]["segmentations"][0]["counts"] == "#-1, 5"
+    for gt_input in (gt, marked):
+        with pytest.raises(ValueError, match=r"GT video 1 \(annotation ids \[1\]\).*uint32"):
+            evaluate_ytvis(gt_input, res)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"x\\"counts": [1, 2], "counts": [3]}',  # key x"counts (escaped quote) is not counts
+        '{"name": "say \\"counts\\": [1]", "counts": [4, 5]}',  # key-like text inside a string
+        '{"a":"x\\\\","counts":[6]}',  # a string ending in an escaped backslash before the key
+        '{"names": ["caf\u00e9 \\u00e9", "\u65e5\u672c"], "counts": [1, 2]}',  # unicode
+        '{"info": {"n": -3, "f": 1e3, "g": -2.5E-1}, "counts": [1, 2]}',  # numbers elsewhere
+        '{ "counts"\t:\r [ 7 , 8 ] , "size" : [ 1 , 15 ] }',  # JSON whitespace
+        '{"counts": [], "nested": {"counts": [9]}, "other": {"counts": [[1], [2]]}}',
+    ],
+)
+def test_rewrite_only_changes_counts_lists(doc):
+    data = doc.encode("utf-8")
+    original = json.loads(data)
+    out = compact_counts_json(data)
+    try:
+        rewritten = orjson.loads(out)
+    except orjson.JSONDecodeError:  # the caller then parses the original document
+        assert "[[" in doc
+        return
+
+    def restore(a, b):
+        if isinstance(b, dict):
+            assert isinstance(a, dict) and a.keys() == b.keys()
+            for k in a:
+                if k == "counts" and isinstance(b[k], str) and b[k][:1] == "#":
+                    assert marked_to_list(b[k]) == a[k]
+                else:
+                    restore(a[k], b[k])
+        else:
+            assert a == b
+
+    restore(original, rewritten)
+    assert rewritten != original or '"counts"' not in doc.replace('\\"counts', "")

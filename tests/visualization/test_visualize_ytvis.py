@@ -1,4 +1,5 @@
 """visualize_ytvis: GT and results.json rendered to a GIF + PNG contact sheet per video."""
+
 import json
 import os
 import subprocess
@@ -16,17 +17,36 @@ def test_gt_and_results(tiny_synthetic_dataset, tmp_path):
         gt = json.load(f)
     video = gt["videos"][0]
     anns = [a for a in gt["annotations"] if a["video_id"] == video["id"]]
-    results = [{"video_id": video["id"], "category_id": a["category_id"], "score": 0.9,
-                "segmentations": a["segmentations"]} for a in anns]
+    results = [
+        {
+            "video_id": video["id"],
+            "category_id": a["category_id"],
+            "score": 0.9,
+            "segmentations": a["segmentations"],
+        }
+        for a in anns
+    ]
     results.append(dict(results[0], score=0.1))  # below the threshold: not drawn
     res_file = tmp_path / "results.json"
     res_file.write_text(json.dumps(results))
     for extra, out in (([], "gt"), (["--results", str(res_file)], "pred")):
         proc = subprocess.run(
-            [sys.executable, os.path.join(REPO, "tools", "visualize_ytvis.py"), "--json",
-             val["gt_json"], "--image-root", val["img_root"], "--out", str(tmp_path / out),
-             "--video-ids", str(video["id"])] + extra,
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                os.path.join(REPO, "tools", "visualize_ytvis.py"),
+                "--json",
+                val["gt_json"],
+                "--image-root",
+                val["img_root"],
+                "--out",
+                str(tmp_path / out),
+                "--video-ids",
+                str(video["id"]),
+            ]
+            + extra,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
         gif = Image.open(tmp_path / out / f"video_{video['id']}.gif")
@@ -35,3 +55,26 @@ def test_gt_and_results(tiny_synthetic_dataset, tmp_path):
         frame0 = np.asarray(Image.open(os.path.join(val["img_root"], video["file_names"][0])))
         h, w = frame0.shape[:2]
         assert np.abs(sheet[:h, :w].astype(int) - frame0.astype(int)).mean() > 5  # overlay drawn
+
+
+def test_absent_frames_and_border_outline():
+    from wsovvis.utils.rle import encode_mask
+    from wsovvis.visualization import render_frames
+
+    frames = [np.zeros((6, 5, 3), np.uint8) for _ in range(4)]
+    mask = np.zeros((6, 5), np.uint8)
+    mask[0:2, :] = 1  # touches the top, left and right borders
+    mask[5, :] = 1  # and the bottom one
+    track = {
+        "id": 1,
+        "category_id": 1,
+        "score": None,
+        "segmentations": [encode_mask(mask), [], {}, None],
+    }  # YTVIS absent frames
+    out = [np.asarray(f) for f in render_frames(frames, [track], alpha=0.5)]
+    assert all(not o.any() for o in out[1:])
+    # every masked pixel lies on the image border here, so all get the full outline colour
+    # (with wrap-around, row 0 and row 5 would see each other as neighbours)
+    drawn = out[0].astype(int)[mask.astype(bool)]
+    full = drawn.max(axis=1) >= 200
+    assert full.mean() > 0.9

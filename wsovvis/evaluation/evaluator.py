@@ -100,9 +100,16 @@ class YTVISEvaluator(DatasetEvaluator):
         Args:
             inputs: the batched inputs (used for ``video_id`` when an output lacks it).
             outputs: one dict per video, see ``docs/CONTRACTS.md``.
+
+        Raises:
+            ValueError: lengths that do not match, a non-finite score, or (per-category mode)
+                a label that is not a contiguous id of the dataset; the message names the video.
         """
         for inp, out in zip(inputs, outputs):
-            vid = int(out.get("video_id", inp.get("video_id")))
+            vid = out.get("video_id", inp.get("video_id"))
+            if vid is None:
+                raise ValueError("a model output and its input both lack 'video_id'")
+            vid = int(vid)
             scores, labels = out["pred_scores"], out["pred_labels"]
             segs = out["pred_segmentations"]
             if not (len(scores) == len(labels) == len(segs)):
@@ -111,7 +118,10 @@ class YTVISEvaluator(DatasetEvaluator):
                     f"{len(segs)} segmentation tracks; they must match"
                 )
             results = []
-            for score, label, track in zip(scores, labels, segs):
+            for i, (score, label, track) in enumerate(zip(scores, labels, segs)):
+                if not math.isfinite(float(score)):
+                    # would be written as NaN (invalid JSON) and only refused by the scorer
+                    raise ValueError(f"video {vid}: track {i} has a non-finite score {score!r}")
                 cat = self._to_dataset_id.get(int(label))
                 if cat is None:
                     if not self._class_agnostic:

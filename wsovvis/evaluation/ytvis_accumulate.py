@@ -229,7 +229,16 @@ def summarize(
 
 
 def format_stat_line(spec, value: float, suffix: str = "") -> str:
-    """One line in the COCO/YTVIS ``summarize`` format (``suffix`` goes inside the brackets)."""
+    """One line in the COCO/YTVIS ``summarize`` format.
+
+    Args:
+        spec: ``(is_ap, iou_thr, area_label, max_dets)``, an entry of ``SUMMARY_SPECS``.
+        value: the stat (-1 where undefined, printed as is, as the official code does).
+        suffix: text placed inside the brackets after ``maxDets`` (e.g. ``" | base "``).
+
+    Returns:
+        The formatted line.
+    """
     is_ap, iou_thr, area, max_dets = spec
     title = "Average Precision" if is_ap else "Average Recall"
     kind = "(AP)" if is_ap else "(AR)"
@@ -245,7 +254,15 @@ def format_stat_line(spec, value: float, suffix: str = "") -> str:
 
 
 def per_category_ap(precision: np.ndarray, cat_ids: np.ndarray) -> Dict[int, float]:
-    """AP (area all, maxDets 100) per category id; NaN for categories without GT."""
+    """AP (area all, maxDets 100) per category.
+
+    Args:
+        precision: [T, R, K, A, M] precision array (-1 where undefined).
+        cat_ids: [K] category ids of the K axis.
+
+    Returns:
+        category id -> AP (fraction); NaN for categories without GT.
+    """
     out = {}
     for k, cid in enumerate(cat_ids.tolist()):
         s = precision[:, :, k, 0, -1]
@@ -255,7 +272,14 @@ def per_category_ap(precision: np.ndarray, cat_ids: np.ndarray) -> Dict[int, flo
 
 
 def split_positions(partitions: Optional[np.ndarray]) -> Optional[List[np.ndarray]]:
-    """LV-VIS base ({0, 1}) and novel ({2, 3}) category positions, or None without partitions."""
+    """LV-VIS base ({0, 1}) and novel ({2, 3}) category positions.
+
+    Args:
+        partitions: per category position, the LV-VIS ``partition``, or None.
+
+    Returns:
+        ``[base_positions, novel_positions]``, or None without partitions.
+    """
     if partitions is None:
         return None
     return [np.nonzero(np.isin(partitions, [0, 1]))[0], np.nonzero(np.isin(partitions, [2, 3]))[0]]

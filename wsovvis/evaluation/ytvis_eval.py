@@ -202,7 +202,14 @@ def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEva
 
 
 def format_summary(result: YTVISEvalResult) -> str:
-    """The official 12-line summary table, plus AP lines for LV-VIS base / novel categories."""
+    """The official 12-line summary table, plus AP lines for LV-VIS base / novel categories.
+
+    Args:
+        result: the output of :func:`evaluate_ytvis`.
+
+    Returns:
+        The table as one string (lines joined with newlines).
+    """
     lines = [format_stat_line(spec, v) for spec, v in zip(SUMMARY_SPECS, result.stats)]
     if result.base_stats is not None:
         lines.append(format_stat_line(SUMMARY_SPECS[0], result.base_stats[0], " | base "))

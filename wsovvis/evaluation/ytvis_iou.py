@@ -109,7 +109,15 @@ def convert_gt_frames(
                 known_areas[id(rle)] = a
     if pending:
         h, w = hw if hw is not None else (0, 0)
-        for (ti, t), rle in zip(slots, _mask.frUncompressedRLE(pending, h, w)):
+        try:
+            rles = _mask.frUncompressedRLE(pending, h, w)
+        except (OverflowError, TypeError, ValueError) as e:  # e.g. negative run lengths
+            ids = sorted({int(ann_ids[ti]) for ti, _ in slots})
+            raise ValueError(
+                f"GT video {video_id} (annotation ids {ids[:10]}): uncompressed RLE refused by "
+                f"pycocotools: {e}"
+            ) from e
+        for (ti, t), rle in zip(slots, rles):
             out[ti][t] = rle
     return out, known_areas
 

@@ -33,7 +33,14 @@ AREA_LABELS = ["all", "small", "medium", "large"]
 
 
 def area_outside(avg_area: np.ndarray) -> np.ndarray:
-    """bool [A, N]: mean track area outside each (closed) area range."""
+    """Whether each mean track area lies outside each (closed) area range.
+
+    Args:
+        avg_area: [N] mean track areas.
+
+    Returns:
+        bool [A, N], A = number of area ranges (all, small, medium, large).
+    """
     lo = np.array([r[0] for r in AREA_RANGES], dtype=np.float64)[:, None]
     hi = np.array([r[1] for r in AREA_RANGES], dtype=np.float64)[:, None]
     return (avg_area[None, :] < lo) | (avg_area[None, :] > hi)

@@ -14,9 +14,9 @@ millions for LV-VIS), and ``pycocotools`` then iterates them again to build comp
    continuation, sign from bit ``0x10``, ``+ 48``) runs on all values at once. The strings are
    byte-identical to ``pycocotools.mask.frUncompressedRLE``.
 
-Anything unusual (run lengths >= 2**32, floats, invalid JSON lists, sizes that are not two ints)
-falls back to the lists decoded by the JSON module (:func:`marked_to_list`), so the regular code
-path, including its errors, applies. Invalid JSON inside a list of a GT track that is never
+Anything unusual (run lengths >= 2**32, signs, floats such as ``1e3``, invalid JSON lists, sizes
+that are not two ints) falls back to the lists decoded by the JSON module (:func:`marked_to_list`),
+so the regular code path, including its errors, applies. Invalid JSON inside a list of a GT track that is never
 scored is not reported (the lists are decoded lazily, one video at a time).
 """
 
@@ -37,9 +37,11 @@ _CHUNKS = 7  # 5-bit chunks of a signed 33-bit delta
 def compact_counts_json(data: bytes) -> Optional[bytes]:
     """Rewrite ``"counts": [...]`` lists of a raw JSON document into ``"#..."`` strings.
 
-    Only the list heads are searched with a regex; a list body (up to the first ``]``) holding
-    a quote or a backslash is left alone, as such a rewrite could change the document's meaning,
-    and so are multi-line lists (``indent=``), where the newline is not allowed in a string.
+    Only the list heads are searched with a regex; a head whose opening quote is escaped (the
+    end of a key such as ``"x\\"counts"``) is skipped, and a list body (up to the first ``]``)
+    holding a quote or a backslash is left alone, as such a rewrite could change the document's
+    meaning, and so are multi-line lists (``indent=``), where the newline is not allowed in a
+    string.
     Everything else (non-integers, invalid JSON) is caught later: a document made invalid by the
     rewrite (e.g. a control character in a list) fails to parse and the caller parses the
     original; unusual list bodies make :func:`encode_marked` fall back to a JSON parse of the
@@ -57,8 +59,8 @@ def compact_counts_json(data: bytes) -> Optional[bytes]:
     chunks, pos = [], 0
     for m in _HEAD_RE.finditer(data):
         start = m.end()
-        if start < pos:
-            continue
+        if start < pos or (m.start() and data[m.start() - 1] == 0x5C):
+            continue  # inside a rewritten list / an escaped quote: key ``x"counts``, not ``counts``
         end = data.find(b"]", start)
         if end < 0 or find(b'"', start, end) >= 0 or find(b"\n", start, end) >= 0:
             continue  # could change the document's meaning / not allowed in a string
@@ -97,9 +99,15 @@ def _leading_zero(text: str) -> bool:
 
 
 def _parse_ints(text: str) -> Optional[np.ndarray]:
-    """Comma-separated non-negative decimal ints of ``text`` (None if anything else is there)."""
+    """Comma-separated non-negative decimal ints of ``text`` (None if anything else is there).
+
+    Signs are refused: ``np.fromstring`` accepts ``+1`` (invalid JSON) and ``-1`` (pycocotools
+    refuses negative run lengths), so both must reach the JSON / pycocotools path.
+    """
     if not text:
         return np.zeros(0, np.int64)
+    if "-" in text or "+" in text:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # malformed text: caught by the callers' count checks
         try:

@@ -1,4 +1,5 @@
 """Visualisation of YTVIS ground truth and predictions (animated GIF + PNG contact sheet)."""
+
 from .ytvis import (
     render_frames,
     save_contact_sheet,

@@ -3,6 +3,7 @@
 Each video becomes an animated GIF and a PNG contact sheet: one colour per track, the mask blended
 over the frame with its outline, and a ``category [score]`` label at the mask's top-left corner.
 """
+
 import colorsys
 import logging
 import os
@@ -29,41 +30,69 @@ logger = logging.getLogger(__name__)
 
 
 def track_color(index: int) -> tuple:
-    """A distinct, saturated RGB colour for track ``index`` (golden-ratio hue walk)."""
+    """A distinct, saturated colour per track (golden-ratio hue walk).
+
+    Args:
+        index: track position in the video's track list.
+
+    Returns:
+        ``(r, g, b)`` ints in 0..255.
+    """
     h = (index * 0.618033988749895) % 1.0
     r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
     return int(r * 255), int(g * 255), int(b * 255)
 
 
 def tracks_from_gt(data: dict) -> Dict[int, List[dict]]:
-    """``{video_id: [track]}`` from a YTVIS GT dict; a track is ``{id, category_id,
-    segmentations, score: None}``."""
+    """GT tracks grouped by video.
+
+    Args:
+        data: a decoded YTVIS GT dict (its ``annotations`` are used; none -> no tracks).
+
+    Returns:
+        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score: None}``.
+    """
     out = defaultdict(list)
     for ann in data.get("annotations", []):
-        out[ann["video_id"]].append({
-            "id": ann.get("id", len(out[ann["video_id"]]) + 1),
-            "category_id": ann.get("category_id"),
-            "segmentations": ann["segmentations"],
-            "score": None,
-        })
+        out[ann["video_id"]].append(
+            {
+                "id": ann.get("id", len(out[ann["video_id"]]) + 1),
+                "category_id": ann.get("category_id"),
+                "segmentations": ann["segmentations"],
+                "score": None,
+            }
+        )
     return out
 
 
-def tracks_from_results(results: Sequence[dict], score_thresh: float = 0.0,
-                        top_k: Optional[int] = None) -> Dict[int, List[dict]]:
-    """``{video_id: [track]}`` from a YTVIS ``results.json`` list (sorted by score, filtered)."""
+def tracks_from_results(
+    results: Sequence[dict], score_thresh: float = 0.0, top_k: Optional[int] = None
+) -> Dict[int, List[dict]]:
+    """Predicted tracks grouped by video, by decreasing score.
+
+    Args:
+        results: a decoded YTVIS ``results.json`` list.
+        score_thresh: results with a lower score are left out.
+        top_k: at most this many results per video (None: all).
+
+    Returns:
+        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score}``
+        (``id`` = 1 + rank of the result by score over the whole file).
+    """
     out = defaultdict(list)
     for i, r in enumerate(sorted(results, key=lambda r: -r.get("score", 0.0))):
         if r.get("score", 0.0) < score_thresh:
             continue
         if top_k is not None and len(out[r["video_id"]]) >= top_k:
             continue
-        out[r["video_id"]].append({
-            "id": i + 1,
-            "category_id": r.get("category_id"),
-            "segmentations": r["segmentations"],
-            "score": float(r.get("score", 0.0)),
-        })
+        out[r["video_id"]].append(
+            {
+                "id": i + 1,
+                "category_id": r.get("category_id"),
+                "segmentations": r["segmentations"],
+                "score": float(r.get("score", 0.0)),
+            }
+        )
     return out
 
 
@@ -74,8 +103,12 @@ def _label(track: dict, names: Dict[int, str]) -> str:
     return text
 
 
-def render_frames(frames: Sequence[np.ndarray], tracks: Sequence[dict],
-                  names: Optional[Dict[int, str]] = None, alpha: float = 0.5) -> List[Image.Image]:
+def render_frames(
+    frames: Sequence[np.ndarray],
+    tracks: Sequence[dict],
+    names: Optional[Dict[int, str]] = None,
+    alpha: float = 0.5,
+) -> List[Image.Image]:
     """Overlay ``tracks`` on ``frames`` (RGB uint8 arrays of the video size).
 
     Args:
@@ -97,15 +130,15 @@ def render_frames(frames: Sequence[np.ndarray], tracks: Sequence[dict],
         labels = []
         for k, track in enumerate(tracks):
             segs = track["segmentations"]
-            if t >= len(segs) or segs[t] is None:
+            if t >= len(segs) or not segs[t]:  # None / [] / {}: absent on this frame (YTVIS)
                 continue
             mask = decode_segmentation(segs[t], h, w).astype(bool)
             if not mask.any():
                 continue
             color = np.array(track_color(k), np.float32)
             canvas[mask] = canvas[mask] * (1 - alpha) + color * alpha
-            inner = np.roll(mask, 1, 0) & np.roll(mask, -1, 0)
-            edge = mask & ~(inner & np.roll(mask, 1, 1) & np.roll(mask, -1, 1))
+            p = np.pad(mask, 1)  # no wrap-around: pixels on the image border are edges
+            edge = mask & ~(p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:])
             canvas[edge] = color
             ys, xs = np.nonzero(mask)
             labels.append((int(xs.min()), int(ys.min()), _label(track, names), track_color(k)))
@@ -121,14 +154,31 @@ def render_frames(frames: Sequence[np.ndarray], tracks: Sequence[dict],
 
 
 def save_gif(frames: Sequence[Image.Image], path: str, duration_ms: int = 200) -> None:
-    """Write an animated, looping GIF atomically."""
+    """Write an animated, looping GIF atomically.
+
+    Args:
+        frames: at least one frame.
+        path: destination ``.gif``.
+        duration_ms: display time of each frame.
+    """
     first, rest = frames[0], list(frames[1:])
-    atomic_write(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
-                                            duration=duration_ms, loop=0), "wb")
+    atomic_write(
+        path,
+        lambda f: first.save(
+            f, format="GIF", save_all=True, append_images=rest, duration=duration_ms, loop=0
+        ),
+        "wb",
+    )
 
 
 def save_contact_sheet(frames: Sequence[Image.Image], path: str, cols: int = 6) -> None:
-    """Write a PNG grid of ``frames`` (row-major, ``cols`` per row) atomically."""
+    """Write a PNG grid of ``frames`` (row-major, ``cols`` per row) atomically.
+
+    Args:
+        frames: at least one frame, all of the same size.
+        path: destination ``.png``.
+        cols: frames per row.
+    """
     w, h = frames[0].size
     cols = min(cols, len(frames))
     rows = (len(frames) + cols - 1) // cols
@@ -186,6 +236,8 @@ def visualize_ytvis(
     videos = videos[:max_videos] if max_videos else videos
     written = []
     for video in videos:
+        if not video.get("file_names"):
+            raise ValueError(f"video {video.get('id')} of {json_file} has no 'file_names'")
         frames = []
         for name in video["file_names"]:
             path = os.path.join(image_root, name)
@@ -198,5 +250,5 @@ def visualize_ytvis(
         save_contact_sheet(rendered, stem + ".png")
         written += [stem + ".gif", stem + ".png"]
         n = len(tracks.get(video["id"], []))
-        logger.info(f"video {video['id']}: {n} tracks -> {stem}.gif/.png")
+        logger.info("video %s: %d tracks -> %s.gif/.png", video["id"], n, stem)
     return written

@@ -2,6 +2,7 @@
 strict errors, and the conversion CLI. The official-format state dict is written from the
 documented upstream layout (not from our model)."""
 
+import argparse
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ import pytest
 import torch
 from videomt_testutils import REPO, TINY_CONFIG, tiny_model
 
-from wsovvis.modeling.videomt import infer_img_size, load_videomt_checkpoint
+from wsovvis.modeling.videomt import infer_img_size, load_videomt_checkpoint, read_checkpoint
 
 C, DEPTH, Q, NUM_BLOCKS = 32, 3, 6, 2
 
@@ -153,8 +154,39 @@ def test_convert_cli(tmp_path):
 
     src, dst = str(tmp_path / "in.pth"), str(tmp_path / "out.pth")
     torch.save({"model": official_state_dict(num_classes=40, img_size=96)}, src)
-    info = cli.main(["--config-file", TINY_CONFIG, "--input", src, "--output", dst])
+    # the size configs name DINOv2 VIT_WEIGHTS; the checkpoint replaces them, so no file needed
+    absent = str(tmp_path / "absent_dinov2.pth")
+    args = ["--config-file", TINY_CONFIG, "--input", src, "--output", dst]
+    info = cli.main(args + ["MODEL.VIDEOMT.VIT_WEIGHTS", absent])
     assert info["img_size"] == 96 and "backbone.class_head.weight" in info["reinitialized"]
     saved = torch.load(dst, weights_only=True)["model"]
     assert saved["backbone.class_head.weight"].shape == (4, C)
     assert saved["backbone.encoder.backbone.pos_embed"].shape == (1, 36, C)
+
+
+def test_checkpoint_read_errors_name_the_file(tmp_path, caplog):
+    missing = str(tmp_path / "nope.pth")
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        read_checkpoint(missing)
+    not_sd = str(tmp_path / "list.pth")
+    torch.save([torch.zeros(1)], not_sd)
+    with pytest.raises(ValueError, match="list.pth"):
+        read_checkpoint(not_sd)
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="broken.pth"):
+        read_checkpoint(str(broken))
+    caplog.clear()
+    # a trainer pickle with non-tensor objects still loads (full pickle, with a warning)
+    full = str(tmp_path / "full.pth")
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1)}, full)
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(read_checkpoint(full)["w"], torch.ones(2))
+    assert "full pickle" in caplog.text
+    model = tiny_model()
+    sd = official_state_dict()
+    del sd["backbone.q.weight"]
+    path = str(tmp_path / "partial.pth")
+    torch.save({"model": sd}, path)
+    with pytest.raises(KeyError, match="partial.pth"):
+        load_videomt_checkpoint(model, path)

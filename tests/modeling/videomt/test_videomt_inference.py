@@ -113,3 +113,25 @@ def test_lazy_frame_sequence_and_empty_video():
 def test_topk_is_clipped(topk):
     out = _eval_model(TEST_TOPK=topk)([eval_video(4, num_frames=2)])[0]
     assert len(out["pred_scores"]) == min(topk, 6 * 3)
+
+
+def test_second_video_does_not_inherit_query_memory():
+    model = _eval_model()
+    first, second = eval_video(3, num_frames=3), eval_video(4, num_frames=3)
+    second["video_id"] = 7
+    alone = model([second])[0]
+    batched = model([first, second])[1]
+    model([first])  # a previous call must not leave state behind either
+    after = model([second])[0]
+    for out in (batched, after):
+        assert out["pred_labels"] == alone["pred_labels"]
+        assert out["pred_scores"] == alone["pred_scores"]
+        assert out["pred_segmentations"] == alone["pred_segmentations"]
+    # the memory does matter: a stream seeded with the first video's queries differs
+    stream = model.new_stream(60, 84, video_id=0)
+    stream.step(first["image"])
+    leaked = model.new_stream(60, 84, video_id=7)
+    leaked.memory = stream.memory
+    for t in range(3):
+        leaked.step(second["image"][t : t + 1])
+    assert leaked.finalize()["pred_scores"] != alone["pred_scores"]

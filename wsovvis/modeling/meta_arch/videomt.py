@@ -151,7 +151,14 @@ class WSVidEoMT(nn.Module):
         return self.pixel_mean.device
 
     def preprocess_image(self, frames: List[torch.Tensor]) -> ImageList:
-        """Normalise uint8 frames, convert to RGB, pad to ``size_divisibility`` (one ImageList)."""
+        """Normalise uint8 frames, convert to RGB, pad to ``size_divisibility``.
+
+        Args:
+            frames: (3, H, W) uint8 tensors in ``input_format``.
+
+        Returns:
+            One ImageList (bottom/right zero padding; ``image_sizes`` before padding).
+        """
         images = [(f.to(self.device).float() - self.pixel_mean) / self.pixel_std for f in frames]
         if self.input_format == "BGR":
             images = [x.flip(0) for x in images]
@@ -164,6 +171,9 @@ class WSVidEoMT(nn.Module):
             batched_inputs: mapper outputs (one per clip/video), each with ``image`` (list or
                 lazy sequence of (3, H, W) uint8 tensors) and, for training, ``instances`` (one
                 ``Instances`` per frame with ``gt_ids``, ``gt_classes``, ``gt_masks``).
+
+        Returns:
+            Training: ``{loss name: weighted loss}``. Eval: a list of per-video dicts.
         """
         if not self.training:
             return [self.inference_video(v) for v in batched_inputs]
@@ -181,7 +191,14 @@ class WSVidEoMT(nn.Module):
 
     @staticmethod
     def per_frame(outputs: Dict) -> Dict:
-        """(B, T, ...) network outputs -> per-frame (B * T, ...) layout, clip-major."""
+        """(B, T, ...) network outputs -> per-frame (B * T, ...) layout, clip-major.
+
+        Args:
+            outputs: the network's output dict (with ``aux_outputs``).
+
+        Returns:
+            ``{"pred_logits", "pred_masks", "aux_outputs"}`` with the first two axes merged.
+        """
 
         def flat(d):
             return {k: d[k].flatten(0, 1) for k in ("pred_logits", "pred_masks")}
@@ -196,6 +213,13 @@ class WSVidEoMT(nn.Module):
         G = tracks visible on at least one frame of the clip; a track absent from a frame has id
         -1 and an empty mask there (it is still supervised with its class on that frame, as
         upstream).
+
+        Args:
+            batched_inputs: training mapper outputs (``instances`` per frame).
+            images: the padded network input (its size is the target mask size).
+
+        Returns:
+            One target dict per frame, frame t of clip b at ``b * T + t``.
         """
         h_pad, w_pad = images.tensor.shape[-2:]
         targets = []
@@ -214,12 +238,29 @@ class WSVidEoMT(nn.Module):
         return targets
 
     def new_stream(self, height: int, width: int, video_id: int = -1) -> VideoStream:
-        """Start streaming inference over a video of original size (height, width)."""
+        """Start streaming inference over one video.
+
+        Args:
+            height: original video height (output masks).
+            width: original video width.
+            video_id: dataset video id for the output dict.
+
+        Returns:
+            A fresh :class:`VideoStream` (no query memory from earlier videos).
+        """
         return VideoStream(self, height, width, video_id)
 
     @torch.no_grad()
     def inference_video(self, video: Dict) -> Dict:
-        """Online inference over one video, ``window_size`` frames per network call."""
+        """Online inference over one video, ``window_size`` frames per network call.
+
+        Args:
+            video: test mapper output (``image`` sequence, ``height``, ``width``,
+                ``video_id``); without ``height``/``width`` the outputs are at the input size.
+
+        Returns:
+            The per-video output dict of ``docs/CONTRACTS.md``.
+        """
         frames = video["image"]
         if "height" in video and "width" in video:
             height, width = video["height"], video["width"]

@@ -69,6 +69,9 @@ def masks_to_rle_tracks(masks) -> List[List[Dict[str, object]]]:
 
     Args:
         masks: bool / uint8 tensor or array of shape (N, T, H, W).
+
+    Returns:
+        N lists of T ``{"size": [H, W], "counts": str}`` dicts.
     """
     if isinstance(masks, torch.Tensor):
         masks = masks.detach().cpu().numpy()
@@ -95,6 +98,10 @@ def make_video_output(
         scores: one score per predicted track.
         labels: one contiguous class id per track.
         segmentations: per track, per frame compressed RLE (or None) at (height, width).
+
+    Returns:
+        ``{"video_id", "height", "width", "pred_scores", "pred_labels", "pred_segmentations"}``
+        with plain Python ints / floats / lists.
     """
     if not len(scores) == len(labels) == len(segmentations):
         raise ValueError("scores, labels and segmentations must have one entry per track")

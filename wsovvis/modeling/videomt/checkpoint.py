@@ -14,10 +14,14 @@ checked ``load_state_dict``:
 
 import logging
 import math
+import os
+import pickle
 from typing import Dict, Mapping, Union
 
 import torch
 from torch import nn
+
+from wsovvis.utils.io import atomic_write
 
 __all__ = [
     "POS_EMBED_KEY",
@@ -40,20 +44,41 @@ OPTIONAL_KEYS = ("criterion.empty_weight", "backbone.attn_mask_probs")
 
 
 def read_checkpoint(checkpoint: Union[str, Mapping]) -> Dict[str, torch.Tensor]:
-    """State dict from a path or an already-loaded object (``{"model": sd}`` or a raw sd)."""
+    """State dict from a path or an already-loaded object (``{"model": sd}`` or a raw sd).
+
+    A file is first read with ``weights_only=True``; a file this refuses (e.g. a trainer pickle
+    with non-tensor objects) is re-read as a full pickle, with a warning.
+
+    Args:
+        checkpoint: ``.pth`` path, or the object ``torch.load`` returned.
+
+    Returns:
+        The state dict (a new dict; the tensors are not copied).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the file cannot be unpickled, or the object is not a state dict of
+            tensors (the message names the file).
+    """
+    where = f"checkpoint {checkpoint}" if isinstance(checkpoint, str) else "checkpoint object"
     if isinstance(checkpoint, str):
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"VidEoMT checkpoint not found: {checkpoint}")
         try:
             obj = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception:  # older pickles with non-tensor objects (trainer state, ...)
+        except pickle.UnpicklingError:  # older pickles with non-tensor objects
             logger.warning(
                 "%s is not weights_only-loadable; loading it as a full pickle", checkpoint
             )
-            obj = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            try:
+                obj = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            except Exception as e:  # truncated / not a torch file
+                raise ValueError(f"cannot read VidEoMT {where}: {e}") from e
     else:
         obj = checkpoint
     sd = obj.get("model", obj) if isinstance(obj, Mapping) else None
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError("checkpoint is neither {'model': state_dict} nor a state dict of tensors")
+        raise ValueError(f"{where} is neither {{'model': state_dict}} nor a state dict of tensors")
     return dict(sd)
 
 
@@ -63,9 +88,12 @@ def infer_img_size(state_dict: Mapping[str, torch.Tensor], patch_size: int = 16)
     Args:
         state_dict: official-format state dict.
         patch_size: ViT patch size (16 for VidEoMT).
+
+    Returns:
+        ``sqrt(number of pos_embed tokens) * patch_size`` (e.g. 1600 tokens -> 640).
     """
     if POS_EMBED_KEY not in state_dict:
-        raise KeyError(f"{POS_EMBED_KEY} not in checkpoint")
+        raise KeyError(f"{POS_EMBED_KEY} not in checkpoint (not an official VidEoMT state dict?)")
     num = state_dict[POS_EMBED_KEY].shape[1]
     side = math.isqrt(num)
     if side * side != num:
@@ -88,6 +116,7 @@ def load_videomt_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping]) -
         ValueError: shape mismatches outside the class head.
     """
     sd = read_checkpoint(checkpoint)
+    where = f"checkpoint {checkpoint}" if isinstance(checkpoint, str) else "checkpoint"
     own = model.state_dict()
     if POS_EMBED_KEY in sd and sd[POS_EMBED_KEY].shape != own[POS_EMBED_KEY].shape:
         img = model.backbone.encoder.set_reference_grid(sd[POS_EMBED_KEY].shape[1])
@@ -116,7 +145,7 @@ def load_videomt_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping]) -
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:
         raise KeyError(
-            "checkpoint does not match the VidEoMT model:\n"
+            f"{where} does not match the VidEoMT model:\n"
             f"  missing ({len(missing)}): {missing}\n  unexpected ({len(unexpected)}): {unexpected}"
         )
     bad = [
@@ -125,7 +154,7 @@ def load_videomt_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping]) -
         if sd[k].shape != own[k].shape
     ]
     if bad:
-        raise ValueError("checkpoint shapes do not match the model:\n  " + "\n  ".join(bad))
+        raise ValueError(f"{where}: shapes do not match the model:\n  " + "\n  ".join(bad))
     absent = sorted(set(OPTIONAL_KEYS) & (set(own) - set(sd)) - set(reinit))
     model.load_state_dict(sd, strict=False)
     return {"reinitialized": reinit, "absent_optional": absent}
@@ -135,9 +164,11 @@ def convert_videomt_checkpoint(cfg, src: str, dst: str) -> Dict[str, object]:
     """Validate an official checkpoint against a wsovvis config and write a loadable copy.
 
     The model is built from ``cfg`` on CPU with ``MODEL.VIDEOMT.IMG_SIZE`` taken from the
-    checkpoint, the checkpoint is loaded strictly (:func:`load_videomt_checkpoint`), and the
-    resulting state dict (class head freshly initialised if the vocabulary differs) is saved as
-    ``{"model": state_dict}`` for ``MODEL.WEIGHTS``.
+    checkpoint and no DINOv2 ``VIT_WEIGHTS`` (the size configs name a DINOv2 file that the
+    checkpoint replaces anyway; it need not exist), the checkpoint is loaded strictly
+    (:func:`load_videomt_checkpoint`), and the resulting state dict (class head freshly
+    initialised if the vocabulary differs) is saved atomically as ``{"model": state_dict}`` for
+    ``MODEL.WEIGHTS``.
 
     Args:
         cfg: a wsovvis config for ``WSVidEoMT`` (not modified).
@@ -164,8 +195,9 @@ def convert_videomt_checkpoint(cfg, src: str, dst: str) -> Dict[str, object]:
             img_size,
         )
     cfg.MODEL.VIDEOMT.IMG_SIZE = img_size
+    cfg.MODEL.VIDEOMT.VIT_WEIGHTS = ""  # every ViT tensor comes from the checkpoint
     cfg.MODEL.DEVICE = "cpu"
     model = build_model(cfg)
     info = load_videomt_checkpoint(model, sd)
-    torch.save({"model": model.state_dict()}, dst)
+    atomic_write(dst, lambda f: torch.save({"model": model.state_dict()}, f), mode="wb")
     return {"img_size": img_size, **info}

@@ -73,7 +73,14 @@ class OnlineVISAccumulator:
             self.frames.append(self._encode_frame(mask_logits[t].detach(), image_size, padded_size))
 
     def masks_per_chunk(self, device: torch.device) -> int:
-        """Masks resized at once for tensors on ``device`` (see ``mask_chunk_pixels``)."""
+        """Masks resized at once for tensors on ``device`` (see ``mask_chunk_pixels``).
+
+        Args:
+            device: where the mask logits live.
+
+        Returns:
+            At least 1.
+        """
         pixels = self.mask_chunk_pixels
         if pixels is None:
             cpu = torch.device(device).type == "cpu"
@@ -103,6 +110,10 @@ class OnlineVISAccumulator:
         Args:
             topk: number of (query, class) pairs kept.
             video_id: dataset video id.
+
+        Returns:
+            The output dict; tracks get an empty-mask RLE on frames where their query is empty
+            (as the official output, whose masks cover every frame).
         """
         h, w = self.output_size
         if self.num_frames == 0:
@@ -139,7 +150,10 @@ class VideoStream:
 
     @torch.no_grad()
     def step(self, frames: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Process the next frames (uint8 (3, H, W) tensors in the model's input format).
+        """Process the next frames of the video.
+
+        Args:
+            frames: uint8 (3, H, W) tensors in the model's input format, all of the same size.
 
         Returns:
             The raw network outputs for these frames (``pred_logits`` (1, T, Q, K + 1),
@@ -157,5 +171,9 @@ class VideoStream:
         return out
 
     def finalize(self) -> Dict[str, object]:
-        """Top-k tracks of the whole video (see :class:`OnlineVISAccumulator`)."""
+        """Top-k tracks of the whole video (see :class:`OnlineVISAccumulator`).
+
+        Returns:
+            The per-video output dict of ``docs/CONTRACTS.md``.
+        """
         return self.acc.finalize(self.model.test_topk, self.video_id)

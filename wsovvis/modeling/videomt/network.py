@@ -94,11 +94,25 @@ class VidEoMTNetwork(nn.Module):
         return mask_logits, class_logits
 
     def initial_queries(self, batch_size: int) -> torch.Tensor:
-        """Frame-0 queries ``q.weight`` broadcast to (B, Q, C)."""
+        """Frame-0 queries.
+
+        Args:
+            batch_size: B.
+
+        Returns:
+            ``q.weight`` broadcast to (B, Q, C) (a view).
+        """
         return self.q.weight[None].expand(batch_size, -1, -1)
 
     def propagate(self, last_block_tokens: torch.Tensor) -> torch.Tensor:
-        """Next frame's queries from this frame's last-block tokens (B, Q + ..., C)."""
+        """Next frame's queries: ``query_updater(q) + q.weight`` (q normed if ``norm_queries``).
+
+        Args:
+            last_block_tokens: (B, Q + prefix + patches, C) tokens after the last block.
+
+        Returns:
+            (B, Q, C) queries for the next frame.
+        """
         q = last_block_tokens[:, : self.num_queries]
         if self.norm_queries:
             q = self.final_norm(q)
@@ -125,7 +139,8 @@ class VidEoMTNetwork(nn.Module):
         Returns:
             dict with ``pred_logits`` (B, T, Q, K + 1), ``pred_masks`` (B, T, Q, h, w) at 1/4
             input resolution, ``memory`` (B, Q, C) for the next frame, and ``aux_outputs``
-            (list of ``num_aux`` dicts with the same two keys, predicted without the final norm).
+            (list of ``num_aux`` dicts with the same two keys, predicted without the final norm
+            unless ``norm_queries``).
         """
         if images.shape[0] % num_frames:
             raise ValueError(

@@ -135,9 +135,12 @@ class ViTEncoder(nn.Module):
         return x, h_g, w_g
 
     def set_reference_grid(self, num_pos_tokens: int) -> int:
-        """Resize ``pos_embed`` (new, uninitialised values) to a square grid of ``num_pos_tokens``.
+        """Replace ``pos_embed`` by a zero tensor for a square grid of ``num_pos_tokens``.
 
-        Used before loading a checkpoint trained with another ``IMG_SIZE``.
+        Used before loading a checkpoint trained with another ``IMG_SIZE`` (which fills it).
+
+        Args:
+            num_pos_tokens: number of ``pos_embed`` tokens of the checkpoint.
 
         Returns:
             The new reference image size (grid side * patch size).
