@@ -34,7 +34,7 @@ def _add_dataset_config(cfg):
 def _add_evaluation_config(cfg):
     """YTVIS / LV-VIS evaluation (read by ``wsovvis.evaluation``)."""
     cfg.TEST.CLASS_AGNOSTIC = False  # score with the official useCats=0 pooling (class-agnostic AP)
-    cfg.TEST.MAX_DETS_PER_VIDEO = 10  # predictions kept per video by the meta-architectures
+    cfg.TEST.MAX_DETS_PER_VIDEO = 10  # SeqFormer top-k per video (VidEoMT: MODEL.VIDEOMT.TEST_TOPK)
 
 
 def _add_solver_config(cfg):

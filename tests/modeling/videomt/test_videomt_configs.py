@@ -51,3 +51,11 @@ def test_vit_s_builds_upstream_shapes():
     assert sd["backbone.class_head.weight"].shape == (2, 384)
     assert sd["backbone.attn_mask_probs"].shape == (3,)
     assert "backbone.upscale.1.conv2.weight" in sd and "backbone.upscale.2.conv1.weight" not in sd
+
+
+def test_missing_dinov2_init_names_the_videomt_key(tmp_path):
+    cfg = _cfg("S")
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.VIDEOMT.VIT_WEIGHTS = str(tmp_path / "absent.pth")
+    with pytest.raises(FileNotFoundError, match=r"MODEL\.VIDEOMT\.VIT_WEIGHTS file not found"):
+        build_model(cfg)

@@ -71,9 +71,9 @@ def resolve_variant(model_name: str) -> DINOv2Variant:
     )
 
 
-def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+def _read_state_dict(path: str, config_key: str = "MODEL.DINOV2.WEIGHTS") -> Dict[str, torch.Tensor]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.DINOV2.WEIGHTS file not found: {path}")
+        raise FileNotFoundError(f"{config_key} file not found: {path}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file  # optional dependency, only for this format
 
@@ -108,7 +108,8 @@ def _describe(sd: Dict[str, torch.Tensor]) -> Optional[str]:
     return f"embed dim {dim}, depth {depth}, {regs} register tokens{guess}"
 
 
-def _check_compatible(sd, model: nn.Module, model_name: str, path: str):
+def _check_compatible(sd, model: nn.Module, model_name: str, path: str,
+                      config_key: str = "MODEL.DINOV2.WEIGHTS"):
     expect = (model.patch_embed.proj.weight.shape[0], len(model.blocks),
               getattr(model, "num_reg_tokens", 0) or 0)
     arch = _architecture(sd)
@@ -117,27 +118,30 @@ def _check_compatible(sd, model: nn.Module, model_name: str, path: str):
             f"{path} has no 'patch_embed.proj.weight': not a DINOv2/timm ViT checkpoint")
     if arch != expect:
         raise ValueError(
-            f"DINOv2 checkpoint/model mismatch: MODEL.DINOV2.MODEL_NAME={model_name!r} builds a "
-            f"ViT with embed dim {expect[0]}, depth {expect[1]}, {expect[2]} register "
-            f"tokens, but MODEL.DINOV2.WEIGHTS={path!r} has {_describe(sd)}."
+            f"DINOv2 checkpoint/model mismatch: {config_key.rsplit('.', 1)[0]}.MODEL_NAME="
+            f"{model_name!r} builds a ViT with embed dim {expect[0]}, depth {expect[1]}, "
+            f"{expect[2]} register tokens, but {config_key}={path!r} has {_describe(sd)}."
         )
 
 
-def load_dinov2_weights(model: nn.Module, path: str, model_name: str) -> None:
+def load_dinov2_weights(
+    model: nn.Module, path: str, model_name: str, config_key: str = "MODEL.DINOV2.WEIGHTS"
+) -> None:
     """Load an official DINOv2 or timm checkpoint into a timm ``VisionTransformer`` (strict).
 
     Args:
         model: the timm ViT built for ``model_name``.
         path: checkpoint file.
         model_name: the configured variant name (for error messages).
+        config_key: the config key that named ``path`` (for error messages).
 
     Raises:
         ValueError: architecture mismatch (names both sides) or missing / unexpected keys.
     """
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    sd = _read_state_dict(path)
-    _check_compatible(sd, model, model_name, path)
+    sd = _read_state_dict(path, config_key)
+    _check_compatible(sd, model, model_name, path, config_key)
     official = "mask_token" in sd
     sd = checkpoint_filter_fn(dict(sd), model)
     # timm ViTs built with num_classes=0 have no head; drop classifier weights of timm checkpoints.

@@ -107,7 +107,7 @@ class WSVidEoMT(nn.Module):
             drop_path_rate=c.DROP_PATH_RATE,
         )
         if c.VIT_WEIGHTS:
-            load_dinov2_weights(vit, c.VIT_WEIGHTS, c.MODEL_NAME)
+            load_dinov2_weights(vit, c.VIT_WEIGHTS, c.MODEL_NAME, "MODEL.VIDEOMT.VIT_WEIGHTS")
         network = VidEoMTNetwork(
             ViTEncoder(vit), c.SEGMENTER_BLOCKS, c.NUM_QUERIES, c.NUM_CLASSES, c.NORM_QUERIES
         )
