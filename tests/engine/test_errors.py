@@ -28,29 +28,29 @@ def _no_training_happened(out):
         (lambda c: c.update(bogus=1), "Unknown experiment keys"),
     ],
 )
-def test_invalid_config(tiny_dataset, tmp_path, change, message):
-    config = tiny_experiment(tiny_dataset, tmp_path)
+def test_invalid_config(agnostic_dataset, tmp_path, change, message):
+    config = tiny_experiment(agnostic_dataset, tmp_path)
     change(config)
     with pytest.raises(ConfigError, match=message):
         build_cfg(config)
 
 
-def test_corrupt_checkpoint(tiny_dataset, tmp_path):
+def test_corrupt_checkpoint(agnostic_dataset, tmp_path):
     good = tmp_path / "good.pth"
     torch.save({"model": {"w": torch.zeros(3)}}, good)
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(good.read_bytes()[:40])
-    config = tiny_experiment(tiny_dataset, tmp_path / "out")
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out")
     config["d2_opts"] += ["MODEL.WEIGHTS", str(bad)]
     with pytest.raises(ConfigError, match="corrupt"):
         run_experiment(config)
     assert _no_training_happened(tmp_path / "out")
 
 
-def test_wrong_architecture_checkpoint(tiny_dataset, tmp_path):
+def test_wrong_architecture_checkpoint(agnostic_dataset, tmp_path):
     ckpt = tmp_path / "other_model.pth"
     torch.save({"model": {"backbone.res2.conv1.weight": torch.zeros(4, 3, 1, 1)}}, ckpt)
-    config = tiny_experiment(tiny_dataset, tmp_path / "out")
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out")
     config["d2_opts"] += ["MODEL.WEIGHTS", str(ckpt)]
     with pytest.raises(CheckpointError, match="does not fit this model"):
         run_experiment(config)
@@ -64,3 +64,22 @@ def test_unknown_sacred_key_cli(tmp_path):
     assert not (tmp_path / "runs").exists() or not any(
         d.isdigit() for d in os.listdir(tmp_path / "runs")
     )
+
+
+def test_cuda_device_without_cuda_falls_back_to_cpu(agnostic_dataset, tmp_path, monkeypatch,
+                                                    caplog):
+    """MODEL.DEVICE=cuda on a machine without CUDA: CPU (and no AMP) with a clear warning."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = tiny_experiment(agnostic_dataset, tmp_path,
+                             opts=["MODEL.DEVICE", "cuda", "SOLVER.AMP.ENABLED", True])
+    with caplog.at_level("WARNING", logger="wsovvis.engine.setup"):
+        cfg = build_cfg(config)
+    assert cfg.MODEL.DEVICE == "cpu" and not cfg.SOLVER.AMP.ENABLED
+    assert "CUDA is not available" in caplog.text
+    assert "Falling back to MODEL.DEVICE='cpu'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="wsovvis.engine.setup"):
+        assert build_cfg(tiny_experiment(agnostic_dataset, tmp_path)).MODEL.DEVICE == "cpu"
+    assert "CUDA is not available" not in caplog.text  # explicit cpu: silent
+    with pytest.raises(ConfigError, match="MODEL.DEVICE"):
+        build_cfg(tiny_experiment(agnostic_dataset, tmp_path, opts=["MODEL.DEVICE", "tpu"]))

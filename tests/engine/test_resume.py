@@ -1,4 +1,9 @@
-"""Exact resume: SIGKILL mid-training + ``resume=True`` ends with the uninterrupted weights."""
+"""Exact resume: SIGKILL mid-training + ``resume=True`` ends with the uninterrupted weights.
+
+Trains the real ``WSVidEoMT`` (tiny config) with random point sampling in the matcher and the
+mask losses: bit-identical weights need the per-iteration seeding of the engine
+(:class:`wsovvis.engine.data.ResumableLoader`), not only a resumable data stream.
+"""
 import json
 import os
 import signal
@@ -18,14 +23,14 @@ def _weights(out_dir):
     return torch.load(os.path.join(out_dir, "model_final.pth"), weights_only=True)["model"]
 
 
-def test_sigkill_and_resume_is_exact(tiny_dataset, tmp_path):
+def test_sigkill_and_resume_is_exact(agnostic_dataset, tmp_path):
     # Uninterrupted reference, in-process, through the same library path as train_net.py.
     ref_out = tmp_path / "ref"
-    ref = run_experiment(tiny_experiment(tiny_dataset, ref_out, max_iter=MAX_ITER, val=True))
+    ref = run_experiment(tiny_experiment(agnostic_dataset, ref_out, max_iter=MAX_ITER, val=True))
 
     out, runs = tmp_path / "killed", tmp_path / "runs"
     args = ["-F", str(runs), "with"] + sacred_args(
-        tiny_experiment(tiny_dataset, out, max_iter=MAX_ITER, val=True)
+        tiny_experiment(agnostic_dataset, out, max_iter=MAX_ITER, val=True)
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, REPO]), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train_net.py")] + args, cwd=REPO,

@@ -7,14 +7,18 @@ worker start-up seeds, so a resumed run sees different clips than an uninterrupt
   permutation ``randperm(size, seed + e)``, so the stream can start at any position in O(1).
   Ranks interleave positions exactly like detectron2 (rank ``r`` takes ``r, r + W, ...``), hence a
   W-process run sees the same clips per iteration as a 1-process run with the same global batch.
-* :class:`PositionSeededDataset` re-seeds ``random``/numpy/torch from ``(seed, position)`` before
-  calling the mapper, making augmentation independent of worker count and rank.
+* :class:`PositionSeededDataset` runs the mapper under ``random``/numpy/torch RNGs seeded from
+  ``(seed, position)`` and restores the caller's RNG state afterwards, making augmentation
+  independent of worker count and rank, and loading (``NUM_WORKERS=0``) invisible to the model.
 * :class:`ResumableLoader` builds the real ``DataLoader`` lazily at the first ``next()``, after
-  ``resume_or_load`` has set :attr:`ResumableLoader.start_iter`.
+  ``resume_or_load`` has set :attr:`ResumableLoader.start_iter`. With ``step_seed`` it re-seeds
+  every RNG from ``(step_seed, rank, iteration)`` right before handing out each batch, so
+  model-side randomness (point sampling, dropout, drop-path) is a function of the iteration too.
 """
+import contextlib
 import logging
 import random
-from typing import Callable, Iterator, List, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,6 +29,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 __all__ = [
     "derive_seed",
     "seed_all",
+    "step_seed",
+    "isolated_cpu_rng",
     "ResumableTrainingSampler",
     "PositionSeededDataset",
     "ResumableLoader",
@@ -45,6 +51,31 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def step_seed(seed: int, rank: int, iteration: int) -> int:
+    """Seed of the model-side RNGs of training iteration ``iteration`` on global rank ``rank``.
+
+    A function of ``(seed, rank, iteration)`` only: resuming at iteration ``i`` reproduces the
+    random streams of an uninterrupted run, and every rank draws different random numbers.
+    """
+    return derive_seed(seed, 0x57E9, rank, iteration)
+
+
+@contextlib.contextmanager
+def isolated_cpu_rng(seed: int):
+    """Run the body under Python/numpy/torch-CPU RNGs seeded with ``seed``; restore them after."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    torch_state = torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
 
 
 class ResumableTrainingSampler(Sampler):
@@ -88,6 +119,8 @@ class ResumableTrainingSampler(Sampler):
 class PositionSeededDataset(Dataset):
     """Map ``(position, index)`` to ``mapper(dataset[index])`` under an RNG seeded by position.
 
+    The mapper runs inside :func:`isolated_cpu_rng`: the calling process's RNG state is unchanged
+    afterwards (with ``NUM_WORKERS=0`` loading would otherwise decide the model's random numbers).
     If the mapper returns None (e.g. a clip without instances) the next indices are tried in order,
     still under the same position seed, so the result stays a function of the position.
 
@@ -107,13 +140,13 @@ class PositionSeededDataset(Dataset):
 
     def __getitem__(self, key: Tuple[int, int]):
         position, index = key
-        seed_all(derive_seed(self._seed, 0x5EED, position))
-        for attempt in range(len(self._dataset)):
-            data = self._mapper(self._dataset[(index + attempt) % len(self._dataset)])
-            if data is not None:
-                if attempt:
-                    logger.debug(f"Position {position}: mapper skipped {attempt} dataset items")
-                return data
+        with isolated_cpu_rng(derive_seed(self._seed, 0x5EED, position)):
+            for attempt in range(len(self._dataset)):
+                data = self._mapper(self._dataset[(index + attempt) % len(self._dataset)])
+                if data is not None:
+                    if attempt:
+                        logger.debug(f"Position {position}: mapper skipped {attempt} dataset items")
+                    return data
         raise RuntimeError("The mapper returned None for every item of the training dataset")
 
 
@@ -172,13 +205,29 @@ class ResumableLoader:
     detectron2's ``SimpleTrainer`` calls ``iter(data_loader)`` in its constructor, before
     ``resume_or_load``; this wrapper defers the real work until :attr:`start_iter` is known.
 
+    Per-iteration seeding: with ``step_seed`` set, batch ``k`` of the iterator is training
+    iteration ``start_iter + k``, and just before it is returned Python ``random``, numpy and torch
+    (CPU and CUDA) are seeded with :func:`step_seed` ``(step_seed, rank, iteration)``. The trainer
+    runs the model right after fetching the batch, so every random number the model draws in that
+    step (matcher / loss point sampling, dropout) depends only on ``(seed, rank, iteration)``:
+    independent of where the run was (re)started, of ``NUM_WORKERS`` and of the data loading itself.
+
     Args:
         build_fn: ``start_iter -> iterable`` (e.g. a partial of :func:`build_resumable_loader`).
+        step_seed: base seed of the per-iteration seeding (identical on every rank), or None to
+            leave the RNGs alone.
     """
 
-    def __init__(self, build_fn: Callable[[int], object]):
+    def __init__(self, build_fn: Callable[[int], object], step_seed: Optional[int] = None):
         self._build_fn = build_fn
+        self._step_seed = step_seed
         self.start_iter = 0
 
     def __iter__(self):
-        yield from self._build_fn(self.start_iter)
+        iteration = self.start_iter
+        rank = comm.get_rank()
+        for batch in self._build_fn(self.start_iter):
+            if self._step_seed is not None:
+                seed_all(step_seed(self._step_seed, rank, iteration))
+            iteration += 1
+            yield batch

@@ -4,8 +4,9 @@ Three ways to get N training processes, all ending in ``main_func(*args)`` on ev
 detectron2's ``comm`` ready (global + local process groups):
 
 * ``launch(...)`` spawns ``num_gpus_per_machine`` workers per machine (run the same command once per
-  machine with its ``machine_rank``). With CUDA it is detectron2's ``launch``; without CUDA the same
-  logic runs on the gloo backend (used by the CPU DDP tests).
+  machine with its ``machine_rank``). With CUDA it is detectron2's ``launch``; without CUDA (or
+  with ``use_cuda=False``, i.e. ``MODEL.DEVICE="cpu"``) the same logic runs on the gloo backend
+  (used by the CPU DDP tests).
 * torchrun / ``srun`` with one task per GPU: :func:`external_dist_env` detects the environment and
   :func:`run_external` joins the existing group instead of spawning.
 """
@@ -77,6 +78,7 @@ def launch(
     dist_url: str = "auto",
     args: tuple = (),
     timeout: timedelta = DEFAULT_TIMEOUT,
+    use_cuda: Optional[bool] = None,
 ) -> None:
     """Run ``main_func(*args)`` in ``num_gpus_per_machine`` processes on this machine.
 
@@ -92,13 +94,17 @@ def launch(
         dist_url: ``"auto"`` (single machine) or ``tcp://host:port``.
         args: arguments of ``main_func``.
         timeout: process-group timeout.
+        use_cuda: one GPU per process with NCCL (True) or CPU processes with gloo (False); None =
+            ``torch.cuda.is_available()``. Pass False for CPU models on a machine with GPUs.
     """
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         main_func(*args)
         return
     dist_url = resolve_dist_url(dist_url, num_machines)
-    if torch.cuda.is_available():
+    if use_cuda is None:
+        use_cuda = torch.cuda.is_available()
+    if use_cuda:
         d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args,
                   timeout=timeout)
         return
@@ -141,18 +147,23 @@ def external_dist_env() -> Optional[Dict[str, int]]:
 
 
 def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = (),
-                 timeout: timedelta = DEFAULT_TIMEOUT) -> None:
-    """Join the process group of an externally launched job and run ``main_func(*args)``."""
+                 timeout: timedelta = DEFAULT_TIMEOUT, use_cuda: Optional[bool] = None) -> None:
+    """Join the process group of an externally launched job and run ``main_func(*args)``.
+
+    ``use_cuda`` as in :func:`launch` (NCCL + one GPU per process, or gloo on CPU).
+    """
     for key, value in (("RANK", "rank"), ("WORLD_SIZE", "world_size"),
                        ("LOCAL_RANK", "local_rank")):
         os.environ.setdefault(key, str(dist_env[value]))
     for key in ("MASTER_ADDR", "MASTER_PORT"):
         if key not in os.environ:
             raise RuntimeError(f"{key} must be set for torchrun/srun launches")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if use_cuda is None:
+        use_cuda = torch.cuda.is_available()
+    backend = "nccl" if use_cuda else "gloo"
     dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
     try:
-        if torch.cuda.is_available():
+        if use_cuda:
             torch.cuda.set_device(dist_env["local_rank"])
         _setup_local_group(dist_env["local_world_size"])
         comm.synchronize()

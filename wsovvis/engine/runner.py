@@ -16,7 +16,7 @@ from wsovvis.utils.io import atomic_write_json, read_json
 
 from .checkpoint import VideoCheckpointer
 from .launch import external_dist_env, launch, run_external
-from .setup import build_cfg, normalize_config, setup_process
+from .setup import build_cfg, normalize_config, setup_process, uses_cuda
 from .trainer import Trainer, flat_metrics
 
 __all__ = ["FINAL_METRICS", "train_worker", "run_experiment"]
@@ -98,7 +98,8 @@ def run_experiment(config: Dict[str, Any], on_started=None) -> Dict[str, Any]:
     timeout = timedelta(minutes=float(config.get("dist_timeout_min", 30)))
     env = external_dist_env()
     if env is not None:
-        run_external(train_worker, env, args=(config, token), timeout=timeout)
+        run_external(train_worker, env, args=(config, token), timeout=timeout,
+                     use_cuda=uses_cuda(cfg))
     else:
         launch(
             train_worker,
@@ -108,6 +109,7 @@ def run_experiment(config: Dict[str, Any], on_started=None) -> Dict[str, Any]:
             dist_url=config["dist_url"],
             args=(config, token),
             timeout=timeout,
+            use_cuda=uses_cuda(cfg),
         )
     if not is_launcher_main(config):
         return {}

@@ -21,7 +21,8 @@ from wsovvis.config import add_wsovvis_config
 from .data import derive_seed, seed_all
 
 __all__ = [
-    "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "setup_process"
+    "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "setup_process",
+    "uses_cuda",
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,38 @@ def _check_datasets(cfg: CfgNode, config: Dict[str, Any]) -> None:
             _check_dir(root, f"image root of dataset '{name}'")
 
 
+def _resolve_device(cfg: CfgNode) -> None:
+    """Validate ``MODEL.DEVICE``; CUDA requested but unavailable -> CPU with a warning.
+
+    Decision: a config asking for CUDA on a machine without a usable CUDA runtime falls back to
+    CPU instead of failing, so the shipped configs stay usable for CPU smoke runs, evaluation and
+    the demo; the warning (launcher and every rank) names the cause and the fix.
+    Processes then run on CPU with the gloo backend and AMP is switched off (CUDA only).
+    """
+    try:
+        device = torch.device(cfg.MODEL.DEVICE)
+    except RuntimeError as e:
+        raise ConfigError(f"Invalid MODEL.DEVICE {cfg.MODEL.DEVICE!r}: {e}") from e
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"MODEL.DEVICE must be 'cpu' or 'cuda[:N]', got {cfg.MODEL.DEVICE!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        logger.warning(
+            f"MODEL.DEVICE={cfg.MODEL.DEVICE!r} but CUDA is not available "
+            "(torch.cuda.is_available() is False: CPU-only torch build, no GPU or driver, or "
+            "CUDA_VISIBLE_DEVICES hides every GPU). Falling back to MODEL.DEVICE='cpu'; set it "
+            "explicitly to silence this warning."
+        )
+        cfg.MODEL.DEVICE = "cpu"
+    if not uses_cuda(cfg) and cfg.SOLVER.AMP.ENABLED:
+        logger.warning("SOLVER.AMP.ENABLED ignored: AMP runs on CUDA only.")
+        cfg.SOLVER.AMP.ENABLED = False
+
+
+def uses_cuda(cfg: CfgNode) -> bool:
+    """Whether the processes of a built ``cfg`` run on CUDA (NCCL) or on CPU (gloo)."""
+    return torch.device(cfg.MODEL.DEVICE).type == "cuda"
+
+
 def normalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """Fill defaults into an experiment dict and reject unknown keys.
 
@@ -209,11 +242,7 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
         "outputs", os.path.splitext(os.path.basename(config["d2_cfg_path"] or "default"))[0]
     )
     cfg.SEED = int(config["seed"])
-    if not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
-        if cfg.SOLVER.AMP.ENABLED:
-            logger.warning("SOLVER.AMP.ENABLED ignored: AMP runs on CUDA only.")
-            cfg.SOLVER.AMP.ENABLED = False
+    _resolve_device(cfg)
     _register_data(cfg, data)
     if check:
         _check_datasets(cfg, config)

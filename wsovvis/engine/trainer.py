@@ -11,7 +11,6 @@ import torch
 from detectron2.engine import (
     AMPTrainer,
     DefaultTrainer,
-    HookBase,
     SimpleTrainer,
     TrainerBase,
     create_ddp_model,
@@ -21,10 +20,10 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .checkpoint import VideoCheckpointer
-from .data import ResumableLoader, build_resumable_loader, derive_seed, seed_all
+from .data import ResumableLoader, build_resumable_loader
 from .optimizer import build_lr_scheduler, build_optimizer
 
-__all__ = ["Trainer", "IterationSeeder", "train_dataset_dicts", "flat_metrics"]
+__all__ = ["Trainer", "train_dataset_dicts", "flat_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +37,6 @@ def train_dataset_dicts(cfg):
     )
 
 
-class IterationSeeder(HookBase):
-    """Re-seed every RNG before each step from ``(seed, rank, iteration)``.
-
-    Model-side randomness (point sampling, dropout) then depends only on the iteration, so a
-    resumed run continues exactly like an uninterrupted one.
-    """
-
-    def __init__(self, seed: int):
-        self._seed = seed
-
-    def before_step(self):
-        seed_all(derive_seed(self._seed, comm.get_rank(), self.trainer.iter))
-
-
 class Trainer(DefaultTrainer):
     """``DefaultTrainer`` for video instance segmentation.
 
@@ -59,6 +44,13 @@ class Trainer(DefaultTrainer):
     per-iteration seeding, optimizer state in checkpoints (v0.6 saves only the iteration and
     hooks), :class:`VideoCheckpointer` with architecture checks, AdamW + LLRD optimizer,
     ``YTVISEvaluator``, and the last evaluation results kept in :attr:`last_eval_results`.
+
+    Per-iteration seeding: between fetching a batch and running the model on it, Python
+    ``random``, numpy and torch (CPU + CUDA) are re-seeded from ``(SEED, rank, iteration)``
+    (:class:`~wsovvis.engine.data.ResumableLoader`), so model-side randomness (WSVidEoMT's random
+    point sampling, dropout) differs per rank and per iteration but not between an uninterrupted
+    and a resumed run: with deterministic kernels (CPU), SIGKILL + resume ends with bit-identical
+    weights. Data augmentation has its own position-based seeds and does not touch these RNGs.
     """
 
     def __init__(self, cfg):
@@ -70,7 +62,8 @@ class Trainer(DefaultTrainer):
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
-        ddp_kwargs = {} if torch.cuda.is_available() else {"device_ids": None}
+        on_cuda = torch.device(cfg.MODEL.DEVICE).type == "cuda"
+        ddp_kwargs = {} if on_cuda else {"device_ids": None}
         model = create_ddp_model(model, broadcast_buffers=False, **ddp_kwargs)
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
@@ -108,7 +101,7 @@ class Trainer(DefaultTrainer):
             total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
-        return ResumableLoader(lambda start_iter: build(start_iter=start_iter))
+        return ResumableLoader(lambda start_iter: build(start_iter=start_iter), step_seed=seed)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
@@ -131,12 +124,6 @@ class Trainer(DefaultTrainer):
             class_agnostic=cfg.TEST.CLASS_AGNOSTIC,
             distributed=True,
         )
-
-    def build_hooks(self):
-        hooks = super().build_hooks()
-        if self.cfg.SEED >= 0:
-            hooks.insert(0, IterationSeeder(self.cfg.SEED))
-        return hooks
 
     # --- checkpoint state -----------------------------------------------------------------
     def state_dict(self):
