@@ -19,9 +19,12 @@ def test_demo_tiny(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "class-agnostic video AP" in proc.stdout and "untrained" in proc.stdout
+    assert "wall time:" in proc.stdout and "GIF: " in proc.stdout and "PNG: " in proc.stdout
     summary = json.loads((out / "demo_summary.json").read_text())
     for row in ("untrained", "trained"):
         assert "segm/AP" in summary[row]
+        assert f"\n{row} " in summary["table"]
+    assert summary["total_seconds"] >= summary["train_seconds"] > 0
     pseudo = json.loads((out / "pseudo" / "train_pseudo_tubes.json").read_text())
     assert pseudo["annotations"] and {c["id"] for c in pseudo["categories"]} == {1}
     agnostic = json.loads((out / "val_class_agnostic.json").read_text())
@@ -29,3 +32,19 @@ def test_demo_tiny(tmp_path):
     assert (out / "train" / "inference" / "results.json").exists()
     gif, png = summary["visualization"]
     assert Image.open(gif).n_frames > 1 and Image.open(png).size[0] > 0
+
+
+def test_demo_data_cache_is_keyed_on_preset_and_seed(tmp_path):
+    from wsovvis.engine.demo import prepare_demo_data
+
+    root = str(tmp_path / "demo")
+    first = prepare_demo_data(root, preset="tiny", seed=0)
+    summary = os.path.join(root, "data_summary.json")
+    mtime = os.path.getmtime(first["train_json"])
+    assert prepare_demo_data(root, preset="tiny", seed=0) == first  # reused as is
+    assert os.path.getmtime(first["train_json"]) == mtime
+    prepare_demo_data(root, preset="tiny", seed=1)  # another seed: regenerated, never stale
+    with open(summary) as f:
+        assert json.load(f)["cache_key"]["seed"] == 1
+    with open(os.path.join(root, "data", "synthetic_summary.json")) as f:
+        assert json.load(f)["seed"] == 1

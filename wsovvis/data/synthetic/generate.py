@@ -49,7 +49,9 @@ class SyntheticSpec:
 PRESETS = {
     "tiny": SyntheticSpec(videos={"train": 4, "val": 3}, num_frames=6, height=64, width=96),
     "small": SyntheticSpec(videos={"train": 16, "val": 6}, num_frames=8, height=96, width=128),
-    "demo": SyntheticSpec(videos={"train": 48, "val": 12}, num_frames=12, height=128, width=192),
+    # demo: many short training videos so the from-scratch model does not overfit the noisy
+    # pseudo tubes (generation takes a few seconds); the 12 val videos do not depend on "train"
+    "demo": SyntheticSpec(videos={"train": 192, "val": 12}, num_frames=12, height=128, width=192),
 }
 
 # 13-colour palette like the VideoCutLER demo (index 0 black); unused entries stay black.
