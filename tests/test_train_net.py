@@ -39,17 +39,45 @@ def test_metrics_bridge_forwards_while_running(tmp_path):
     assert resumed == []  # resume: old lines are not sent again
 
 
-def test_observers_only_on_reporting_process(monkeypatch):
+def test_observers_only_on_reporting_process(monkeypatch, tmp_path):
     argv = ["train_net.py", "-F", "runs", "--mongo_db=db:1:x", "-C", "no", "with", "seed=1"]
     monkeypatch.delenv("RANK", raising=False)
-    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
     assert prepare_argv(argv) == argv
     assert prepare_argv(argv + ["machine_rank=1"]) == [
         "train_net.py", "-C", "no", "with", "seed=1", "machine_rank=1"
     ]
+    cfg_file = tmp_path / "machine1.yaml"
+    cfg_file.write_text("machine_rank: 1\nnum_machines: 2\n")
+    assert prepare_argv(argv + [str(cfg_file)]) == [
+        "train_net.py", "-C", "no", "with", "seed=1", str(cfg_file)
+    ]
+    assert prepare_argv(argv + [str(cfg_file), "machine_rank=0"]) == argv + [
+        str(cfg_file), "machine_rank=0"
+    ]  # a command-line update wins over the file, as in Sacred
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert prepare_argv(argv) == ["train_net.py", "-C", "no", "with", "seed=1"]
+
+
+def test_slurm_detection(monkeypatch):
+    """srun with one task per GPU joins the job; one task per node or a bare sbatch script spawn."""
+    from wsovvis.engine.launch import external_dist_env
+
+    for key in ("RANK", "WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NUM_NODES"):
+        monkeypatch.delenv(key, raising=False)
+    # sbatch --nodes=1 --ntasks=8 running train_net.py directly in the batch script (no srun)
+    for key, value in (("SLURM_NTASKS", "8"), ("SLURM_NNODES", "1"), ("SLURM_PROCID", "0")):
+        monkeypatch.setenv(key, value)
+    assert external_dist_env() is None
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")  # srun --ntasks-per-node=1 on 2 nodes
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "2")
+    assert external_dist_env() is None
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "16")  # srun, 8 tasks per node on 2 nodes
+    monkeypatch.setenv("SLURM_PROCID", "9")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    assert external_dist_env() == {"rank": 9, "world_size": 16, "local_rank": 1,
+                                   "local_world_size": 8}
 
 
 def test_torchrun_two_ranks_one_run(tiny_synthetic_dataset, tmp_path):

@@ -26,9 +26,16 @@ def _no_training_happened(out):
         (lambda c: c.update(eval_only=True), "eval_only=True needs"),
         (lambda c: c.update(imports=["no_such_module_xyz"]), "no_such_module_xyz"),
         (lambda c: c.update(bogus=1), "Unknown experiment keys"),
+        (lambda c: c.update(num_machines=2, machine_rank=1), "dist_url='auto' only works"),
+        (lambda c: c.update(num_machines=2, machine_rank=2, dist_url="tcp://h:1"),
+         "machine_rank=2"),
+        (lambda c: c.update(dist_url="h:1"), "dist_url must be"),
+        (lambda c: c.update(num_gpus=4), "not divisible by the 4 processes"),
     ],
 )
-def test_invalid_config(agnostic_dataset, tmp_path, change, message):
+def test_invalid_config(agnostic_dataset, tmp_path, change, message, monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(key, raising=False)
     config = tiny_experiment(agnostic_dataset, tmp_path)
     change(config)
     with pytest.raises(ConfigError, match=message):
@@ -45,6 +52,19 @@ def test_corrupt_checkpoint(agnostic_dataset, tmp_path):
     with pytest.raises(ConfigError, match="corrupt"):
         run_experiment(config)
     assert _no_training_happened(tmp_path / "out")
+
+
+def test_resume_from_corrupt_last_checkpoint(agnostic_dataset, tmp_path):
+    """resume=True checks the file ``last_checkpoint`` points to before any process starts."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "last_checkpoint").write_text("model_0000009.pth")
+    config = tiny_experiment(agnostic_dataset, out, resume=True)
+    with pytest.raises(ConfigError, match="not found"):
+        build_cfg(config)
+    (out / "model_0000009.pth").write_bytes(b"")
+    with pytest.raises(ConfigError, match="empty file"):
+        build_cfg(config)
 
 
 def test_wrong_architecture_checkpoint(agnostic_dataset, tmp_path):
@@ -83,3 +103,49 @@ def test_cuda_device_without_cuda_falls_back_to_cpu(agnostic_dataset, tmp_path, 
     assert "CUDA is not available" not in caplog.text  # explicit cpu: silent
     with pytest.raises(ConfigError, match="MODEL.DEVICE"):
         build_cfg(tiny_experiment(agnostic_dataset, tmp_path, opts=["MODEL.DEVICE", "tpu"]))
+
+
+def test_eval_only_official_videomt_weights(agnostic_dataset, tmp_path, monkeypatch):
+    """eval_only + MODEL.WEIGHTS: an official-layout file of another IMG_SIZE loads fully (its
+    pos_embed grid is adopted, not silently skipped); foreign keys are an error naming them."""
+    from wsovvis.engine import runner
+    from wsovvis.engine.trainer import Trainer
+
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True)
+    other = build_cfg(config, check=False).clone()
+    other.defrost()
+    other.MODEL.VIDEOMT.IMG_SIZE *= 2
+    official = Trainer.build_model(other).state_dict()
+    path = tmp_path / "official.pth"
+    torch.save({"model": official}, path)
+    config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    cfg = build_cfg(config)
+    seen = {}
+
+    def fake_test(cls, cfg, model, evaluators=None):
+        seen["model"] = model
+        return {}
+
+    monkeypatch.setattr(Trainer, "test", classmethod(fake_test))
+    runner._evaluate_only(cfg, resume=False)
+    loaded = seen["model"].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in official.items())
+    torch.save({"model": dict(official, **{"head.not_in_model": torch.zeros(1)})}, path)
+    with pytest.raises(CheckpointError, match="head.not_in_model"):
+        runner._evaluate_only(cfg, resume=False)
+
+
+def test_train_from_videomt_weights_of_another_img_size(agnostic_dataset, tmp_path):
+    """Fine-tuning from MODEL.WEIGHTS whose pos_embed grid differs fails before any step."""
+    from wsovvis.engine.trainer import Trainer
+
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out")
+    other = build_cfg(config, check=False).clone()
+    other.defrost()
+    other.MODEL.VIDEOMT.IMG_SIZE *= 2
+    path = tmp_path / "official.pth"
+    torch.save({"model": Trainer.build_model(other).state_dict()}, path)
+    config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    with pytest.raises(CheckpointError, match="MODEL.VIDEOMT.IMG_SIZE"):
+        run_experiment(config)
+    assert _no_training_happened(tmp_path / "out")

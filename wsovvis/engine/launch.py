@@ -29,7 +29,18 @@ DEFAULT_TIMEOUT = timedelta(minutes=30)
 
 
 def resolve_dist_url(dist_url: str, num_machines: int) -> str:
-    """Turn ``"auto"`` into a free local TCP port (single machine only); validate the rest."""
+    """Turn ``"auto"`` into a free local TCP port (single machine only); validate the rest.
+
+    Args:
+        dist_url: ``"auto"``, ``tcp://host:port`` or ``file://...``.
+        num_machines: machines in the job (``"auto"`` needs exactly one).
+
+    Returns:
+        the URL every process of the job initialises the process group with.
+
+    Raises:
+        ValueError: ``"auto"`` with several machines, or a URL without a scheme.
+    """
     if dist_url == "auto":
         if num_machines > 1:
             raise ValueError("dist_url='auto' only works on one machine; pass tcp://<host0>:<port>")
@@ -122,9 +133,12 @@ def external_dist_env() -> Optional[Dict[str, int]]:
 
     Returns:
         ``{"rank", "world_size", "local_rank", "local_world_size"}`` or None when this process
-        should spawn its own workers. ``srun`` is treated as one-task-per-GPU only when it starts
-        more tasks than nodes; its variables are mapped to torchrun's (``MASTER_ADDR`` and
-        ``MASTER_PORT`` must be exported by the job script).
+        should spawn its own workers. ``srun`` is treated as one-task-per-GPU only when its job
+        step starts more tasks than nodes (``SLURM_STEP_NUM_TASKS`` > ``SLURM_STEP_NUM_NODES``,
+        which only ``srun`` sets): one task per node, or the batch script of an ``sbatch
+        --ntasks=N`` job running ``train_net.py`` directly, spawns workers with ``launch()``.
+        Its variables are mapped to torchrun's (``MASTER_ADDR`` and ``MASTER_PORT`` must be
+        exported by the job script).
     """
     env = os.environ
     if "RANK" in env and "WORLD_SIZE" in env and int(env["WORLD_SIZE"]) > 1:
@@ -135,7 +149,9 @@ def external_dist_env() -> Optional[Dict[str, int]]:
             "local_rank": int(env.get("LOCAL_RANK", 0)),
             "local_world_size": local_world,
         }
-    ntasks, nnodes = int(env.get("SLURM_NTASKS", 1)), int(env.get("SLURM_NNODES", 1))
+    # SLURM_NTASKS / SLURM_PROCID are also set in an sbatch script outside any srun step.
+    ntasks = int(env.get("SLURM_STEP_NUM_TASKS", 1))
+    nnodes = int(env.get("SLURM_STEP_NUM_NODES", 1))
     if ntasks > 1 and ntasks > nnodes and "SLURM_PROCID" in env:
         return {
             "rank": int(env["SLURM_PROCID"]),
@@ -150,7 +166,15 @@ def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = ()
                  timeout: timedelta = DEFAULT_TIMEOUT, use_cuda: Optional[bool] = None) -> None:
     """Join the process group of an externally launched job and run ``main_func(*args)``.
 
-    ``use_cuda`` as in :func:`launch` (NCCL + one GPU per process, or gloo on CPU).
+    Args:
+        main_func: function run on this rank.
+        dist_env: the layout returned by :func:`external_dist_env`.
+        args: arguments of ``main_func``.
+        timeout: process-group timeout.
+        use_cuda: as in :func:`launch` (NCCL + one GPU per process, or gloo on CPU).
+
+    Raises:
+        RuntimeError: ``MASTER_ADDR`` or ``MASTER_PORT`` is not set.
     """
     for key, value in (("RANK", "rank"), ("WORLD_SIZE", "world_size"),
                        ("LOCAL_RANK", "local_rank")):

@@ -14,7 +14,7 @@ from detectron2.utils import comm
 
 from wsovvis.utils.io import atomic_write_json, read_json
 
-from .checkpoint import VideoCheckpointer
+from .checkpoint import CheckpointError, VideoCheckpointer
 from .launch import external_dist_env, launch, run_external
 from .setup import build_cfg, normalize_config, setup_process, uses_cuda
 from .trainer import Trainer, flat_metrics
@@ -30,8 +30,19 @@ def _evaluate_only(cfg, resume: bool):
     model = Trainer.build_model(cfg)
     ckpt = VideoCheckpointer(model, cfg.OUTPUT_DIR)
     path = ckpt.get_checkpoint_file() if resume else cfg.MODEL.WEIGHTS
-    extra = ckpt.load(path, checkpointables=[])
-    ckpt.check_compatible(path, strict=resume)
+    if not resume and cfg.MODEL.META_ARCHITECTURE == "WSVidEoMT" and not path.endswith(".pkl"):
+        # Official VidEoMT files (and our own): strict key check, IMG_SIZE from pos_embed. The
+        # generic loader would silently skip a pos_embed of another IMG_SIZE (random positions).
+        from wsovvis.modeling.videomt.checkpoint import load_videomt_checkpoint
+
+        extra = ckpt._load_file(ckpt.path_manager.get_local_path(path))
+        try:
+            load_videomt_checkpoint(model, extra)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"MODEL.WEIGHTS {path}: {e}") from e
+    else:
+        extra = ckpt.load(path, checkpointables=[])
+        ckpt.check_compatible(path, strict=resume)
     # d2 checkpoints store the index of the last finished iteration; report iterations trained,
     # the step at which training logs its final evaluation.
     last = extra.get("iteration") if isinstance(extra, dict) else None
@@ -72,7 +83,14 @@ def train_worker(config: Dict[str, Any], token: str = "") -> Optional[Dict]:
 
 
 def is_launcher_main(config: Dict[str, Any]) -> bool:
-    """Whether this launcher process is the one that reports (machine 0 / global rank 0)."""
+    """Whether this launcher process is the one that reports (machine 0 / global rank 0).
+
+    Args:
+        config: experiment dict (only ``machine_rank`` is read, and only without torchrun/srun).
+
+    Returns:
+        True on global rank 0 under torchrun/srun, else when ``machine_rank`` is 0.
+    """
     env = external_dist_env()
     if env is not None:
         return env["rank"] == 0

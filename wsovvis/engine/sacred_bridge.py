@@ -50,7 +50,11 @@ class MetricsBridge(threading.Thread):
         self.forwarded: Set[Tuple[str, int]] = set()
 
     def poll(self) -> int:
-        """Forward all new complete lines; returns the number of scalars sent."""
+        """Forward all new complete lines (a partial last line is left for the next poll).
+
+        Returns:
+            the number of scalars sent.
+        """
         if not os.path.isfile(self._path):
             return 0
         with open(self._path, "rb") as f:
@@ -90,7 +94,41 @@ class MetricsBridge(threading.Thread):
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout=30)
-        self.poll()
+        try:  # called from a ``finally``: must not hide the training error
+            self.poll()
+        except Exception:
+            logger.exception("metrics bridge final poll failed")
+
+
+def _cli_machine_rank(argv: List[str]) -> int:
+    """``machine_rank`` of a ``train_net.py`` command line (0 if unset or unparsable).
+
+    A ``machine_rank=i`` update wins over the config files given after ``with`` (as in Sacred);
+    among files the last one that sets it wins.
+    """
+    from_update, from_file = None, None
+    after_with = False
+    for a in argv:
+        if a == "with":
+            after_with = True
+        elif a.startswith("machine_rank="):
+            try:
+                from_update = int(a.split("=", 1)[1])
+            except ValueError:
+                pass
+        elif after_with and a.endswith((".yaml", ".yml", ".json")) and os.path.isfile(a):
+            try:
+                import yaml  # JSON is YAML
+
+                with open(a) as f:
+                    loaded = yaml.safe_load(f)
+                if isinstance(loaded, dict) and "machine_rank" in loaded:
+                    from_file = int(loaded["machine_rank"])
+            except Exception:  # Sacred reports unreadable files itself
+                pass
+    if from_update is not None:
+        return from_update
+    return from_file if from_file is not None else 0
 
 
 def prepare_argv(argv: List[str]) -> List[str]:
@@ -98,15 +136,15 @@ def prepare_argv(argv: List[str]) -> List[str]:
 
     Under torchrun or ``srun`` every rank runs ``train_net.py``; only global rank 0 may attach
     observers. For multi-machine ``launch()`` the same holds for ``machine_rank`` != 0 (read from
-    the ``with`` updates, e.g. ``machine_rank=1``).
+    the ``with`` updates, e.g. ``machine_rank=1``, or from a config file given after ``with``).
+
+    Args:
+        argv: the command line (``sys.argv``).
+
+    Returns:
+        ``argv`` unchanged on the reporting process, else a copy without observer options.
     """
-    machine_rank = 0
-    for a in argv:
-        if a.startswith("machine_rank="):
-            try:
-                machine_rank = int(a.split("=", 1)[1])
-            except ValueError:
-                pass
+    machine_rank = _cli_machine_rank(argv)
     if is_launcher_main({"machine_rank": machine_rank}):
         return list(argv)
     out, skip = [], False

@@ -90,19 +90,50 @@ def _check_dir(path: str, what: str) -> None:
         raise ConfigError(f"{what} is not a directory: {path!r}")
 
 
-def _check_checkpoint_file(path: str) -> None:
+def _check_checkpoint_file(path: str, what: str = "MODEL.WEIGHTS") -> None:
     """Cheap sanity check of a local checkpoint (exists, non-empty, torch zip or pickle)."""
     if "://" in path:
         return  # remote: resolved by detectron2's PathManager at load time
-    _check_file(path, "MODEL.WEIGHTS")
+    _check_file(path, what)
     if os.path.getsize(path) == 0:
-        raise ConfigError(f"MODEL.WEIGHTS {path} is an empty file")
+        raise ConfigError(f"{what} {path} is an empty file")
     if zipfile.is_zipfile(path):
         return
     with open(path, "rb") as f:
         head = f.read(2)
     if not head.startswith(b"\x80"):
-        raise ConfigError(f"MODEL.WEIGHTS {path} is not a torch checkpoint or pickle (corrupt?)")
+        raise ConfigError(f"{what} {path} is not a torch checkpoint or pickle (corrupt?)")
+
+
+def _check_layout(config: Dict[str, Any]) -> int:
+    """Validate the process layout and return the world size.
+
+    Under torchrun / ``srun`` (one task per GPU) the world size comes from the environment and
+    ``num_gpus`` / ``num_machines`` / ``machine_rank`` / ``dist_url`` are not used.
+    """
+    from .launch import external_dist_env
+
+    env = external_dist_env()
+    if env is not None:
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} must be exported for srun launches with "
+                              "one task per GPU (torchrun sets them)")
+        return env["world_size"]
+    num_gpus, num_machines = int(config["num_gpus"]), int(config["num_machines"])
+    machine_rank, dist_url = int(config["machine_rank"]), str(config["dist_url"])
+    if num_gpus < 1 or num_machines < 1:
+        raise ConfigError(f"num_gpus={num_gpus} and num_machines={num_machines} must be >= 1")
+    if not 0 <= machine_rank < num_machines:
+        raise ConfigError(
+            f"machine_rank={machine_rank} must be in [0, num_machines={num_machines})"
+        )
+    if dist_url == "auto" and num_machines > 1:
+        raise ConfigError("dist_url='auto' only works on one machine; pass "
+                          "dist_url=tcp://<host of machine 0>:<port> on every machine")
+    if dist_url != "auto" and "://" not in dist_url:
+        raise ConfigError(f"dist_url must be 'auto', tcp://host:port or file://...: {dist_url!r}")
+    return num_gpus * num_machines
 
 
 def _register_data(cfg: CfgNode, data: Dict[str, str]) -> None:
@@ -212,7 +243,9 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
         frozen ``CfgNode`` with ``OUTPUT_DIR``, ``SEED`` and the dataset names filled in.
 
     Raises:
-        ConfigError: unknown/invalid setting, missing file, bad detectron2 key, nothing to resume.
+        ConfigError: unknown/invalid setting, missing file, bad detectron2 key, nothing to resume,
+            unreadable checkpoint (``MODEL.WEIGHTS`` or the one ``resume`` continues from),
+            bad process layout (``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``).
     """
     config = normalize_config(config)
     data = config["data"]
@@ -245,8 +278,13 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
     _resolve_device(cfg)
     _register_data(cfg, data)
     if check:
+        world_size = _check_layout(config)
         _check_datasets(cfg, config)
         last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+        if config["resume"] and os.path.isfile(last):  # the file detectron2 will resume from
+            with open(last) as f:
+                name = f.read().strip()
+            _check_checkpoint_file(os.path.join(cfg.OUTPUT_DIR, name), f"{last} -> checkpoint")
         if config["resume"] and config["eval_only"] and not os.path.isfile(last):
             raise ConfigError(f"eval_only with resume=True, but {last} does not exist")
         if not config["resume"] and not config["eval_only"] and os.path.isfile(last):
@@ -258,10 +296,10 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
             _check_checkpoint_file(cfg.MODEL.WEIGHTS)
         if config["eval_only"] and not cfg.MODEL.WEIGHTS and not config["resume"]:
             raise ConfigError("eval_only=True needs MODEL.WEIGHTS or resume=True")
-        if cfg.SOLVER.IMS_PER_BATCH % (config["num_gpus"] * config["num_machines"]):
+        if cfg.SOLVER.IMS_PER_BATCH % world_size:
             raise ConfigError(
                 f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} is not divisible by the "
-                f"{config['num_gpus'] * config['num_machines']} processes"
+                f"{world_size} processes"
             )
     cfg.freeze()
     return cfg
@@ -279,6 +317,8 @@ def setup_process(cfg: CfgNode) -> None:
         from wsovvis.utils.io import atomic_write
 
         atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), lambda f: f.write(cfg.dump()))
-    seed_all(derive_seed(cfg.SEED, rank))
+    # SEED < 0: random per process, as detectron2's default_setup (not a fixed seed from -1)
+    base = cfg.SEED if cfg.SEED >= 0 else int.from_bytes(os.urandom(4), "little")
+    seed_all(derive_seed(base, rank))
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 

@@ -19,7 +19,7 @@ from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from .checkpoint import VideoCheckpointer
+from .checkpoint import CheckpointError, VideoCheckpointer
 from .data import ResumableLoader, build_resumable_loader
 from .optimizer import build_lr_scheduler, build_optimizer
 
@@ -152,6 +152,15 @@ class Trainer(DefaultTrainer):
         super().resume_or_load(resume=resume)
         if path:
             ckpt.check_compatible(path, strict=resuming)
+            pos_embed = "backbone.encoder.backbone.pos_embed"  # VidEoMT
+            skipped = {k: (a, b) for k, a, b in ckpt.last_incompatible.incorrect_shapes} \
+                if ckpt.last_incompatible is not None else {}
+            if pos_embed in skipped:  # detectron2 only warns and keeps the untrained embedding
+                raise CheckpointError(
+                    f"{path}: {pos_embed} has shape {tuple(skipped[pos_embed][0])}, the model "
+                    f"{tuple(skipped[pos_embed][1])}: set MODEL.VIDEOMT.IMG_SIZE to the "
+                    "checkpoint's (tools/convert_videomt_checkpoint.py prints it)"
+                )
         if resuming:
             logger.info(f"Resumed from {path}; continuing at iteration {self.start_iter}")
         if isinstance(self.data_loader, ResumableLoader):
