@@ -3,7 +3,12 @@
 Importing this package registers the builtin LV-VIS / YouTube-VIS splits (see
 :mod:`wsovvis.data.datasets.builtin`).
 """
-from .build import build_video_test_loader, build_video_train_loader, get_video_dataset_dicts
+from .build import (
+    build_video_test_loader,
+    build_video_train_loader,
+    get_train_dataset_dicts,
+    get_video_dataset_dicts,
+)
 from .dataset_mapper import YTVISClipMapper
 from .datasets import (
     default_datasets_root,
@@ -23,6 +28,7 @@ __all__ = [
     "build_video_train_loader",
     "default_datasets_root",
     "ensure_ytvis_metadata",
+    "get_train_dataset_dicts",
     "get_video_dataset_dicts",
     "load_ytvis_categories",
     "load_ytvis_json",

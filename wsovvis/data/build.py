@@ -13,7 +13,12 @@ from detectron2.data.samplers import InferenceSampler, TrainingSampler
 from .dataset_mapper import YTVISClipMapper
 from .datasets.builtin import register_all_builtin
 
-__all__ = ["get_video_dataset_dicts", "build_video_train_loader", "build_video_test_loader"]
+__all__ = [
+    "get_video_dataset_dicts",
+    "get_train_dataset_dicts",
+    "build_video_train_loader",
+    "build_video_test_loader",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +69,27 @@ def _register_from_cfg(cfg) -> None:
         register_all_builtin(cfg.DATASETS.ROOT)
 
 
+def get_train_dataset_dicts(cfg) -> List[dict]:
+    """Training video dicts of ``cfg.DATASETS.TRAIN``, as every training loader reads them.
+
+    Builtin splits are re-rooted at ``cfg.DATASETS.ROOT`` when it is set, and videos without
+    instances are dropped when ``cfg.DATALOADER.FILTER_EMPTY_VIDEOS``.
+
+    Args:
+        cfg: detectron2 config with the wsovvis keys.
+
+    Returns:
+        list of video dataset dicts (see :func:`get_video_dataset_dicts`).
+    """
+    _register_from_cfg(cfg)
+    return get_video_dataset_dicts(
+        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_VIDEOS
+    )
+
+
 def _train_loader_from_config(cfg, mapper=None, *, dataset=None, sampler=None):
     if dataset is None:
-        _register_from_cfg(cfg)
-        dataset = get_video_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_VIDEOS
-        )
+        dataset = get_train_dataset_dicts(cfg)
     if mapper is None:
         mapper = YTVISClipMapper(cfg, is_train=True)
     if sampler is None:

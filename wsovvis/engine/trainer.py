@@ -23,18 +23,9 @@ from .checkpoint import CheckpointError, VideoCheckpointer
 from .data import ResumableLoader, build_resumable_loader
 from .optimizer import build_lr_scheduler, build_optimizer
 
-__all__ = ["Trainer", "train_dataset_dicts", "flat_metrics"]
+__all__ = ["Trainer", "flat_metrics"]
 
 logger = logging.getLogger(__name__)
-
-
-def train_dataset_dicts(cfg):
-    """Training video dicts of ``cfg.DATASETS.TRAIN`` through the data layer (filters applied)."""
-    from wsovvis.data import get_video_dataset_dicts
-
-    return get_video_dataset_dicts(
-        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_VIDEOS
-    )
 
 
 class Trainer(DefaultTrainer):
@@ -87,12 +78,12 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Lazy, skip-consistent training loader over ``YTVISClipMapper`` clips."""
-        from wsovvis.data import YTVISClipMapper
+        from wsovvis.data import YTVISClipMapper, get_train_dataset_dicts
 
         if cfg.SEED < 0:
             logger.warning("cfg.SEED < 0: training data order is random and resume is not exact.")
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        dicts = train_dataset_dicts(cfg)
+        dicts = get_train_dataset_dicts(cfg)
         build = functools.partial(
             build_resumable_loader,
             dicts,
