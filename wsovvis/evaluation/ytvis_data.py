@@ -11,12 +11,13 @@ pycocotools.
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from wsovvis.utils.io import read_json
 
+from .ytvis_packed import PackedTracks, kernels_available, load_json_packed, marker_index
 from .ytvis_rle_codec import compact_counts_json
 
 __all__ = ["GroundTruth", "Detections", "load_ground_truth", "load_detections", "load_json_fast"]
@@ -43,8 +44,33 @@ def load_json_fast(path: str, what: str, compact_counts: bool = False) -> Any:
     Returns:
         The decoded object.
     """
+    return _load_json(path, what, compact_counts, pack=False)[0]
+
+
+def load_json_packed_file(
+    path: str, what: str, compact_counts: bool = True
+) -> Tuple[Any, Optional[PackedTracks]]:
+    """Read a YTVIS JSON file with its masks packed for the compiled kernels.
+
+    Without the kernels (or ``orjson``) this is :func:`load_json_fast` with ``compact_counts``
+    and ``packed`` is None.
+
+    Args:
+        path: JSON file.
+        what: description used in error messages.
+        compact_counts: without the kernels, rewrite ``counts`` lists as :func:`load_json_fast`.
+
+    Returns:
+        ``(document, packed)`` (see :func:`.ytvis_packed.load_json_packed`).
+    """
+    pack = _orjson is not None and kernels_available()
+    return _load_json(path, what, compact_counts, pack=pack)
+
+
+def _load_json(path: str, what: str, compact_counts: bool, pack: bool):
+    """Shared reader of :func:`load_json_fast` and :func:`load_json_packed_file`."""
     if _orjson is None:
-        return read_json(path, what)
+        return read_json(path, what), None
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -53,14 +79,16 @@ def load_json_fast(path: str, what: str, compact_counts: bool = False) -> Any:
     except OSError as e:
         raise OSError(f"cannot read {what} {path}: {e}") from e
     try:
+        if pack:
+            return load_json_packed(data, _orjson.loads)
         if compact_counts:
             compact = compact_counts_json(data)
             if compact is not None:
                 try:
-                    return _orjson.loads(compact)
+                    return _orjson.loads(compact), None
                 except _orjson.JSONDecodeError:
                     pass  # report the error of the original bytes
-        return _orjson.loads(data)
+        return _orjson.loads(data), None
     except _orjson.JSONDecodeError as e:
         raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
 
@@ -75,14 +103,17 @@ class GroundTruth:
         video_len: per video position, number of frames (``length``) or -1 when unknown.
         cat_ids: sorted category ids of the JSON ``categories``.
         partitions: per category position, the LV-VIS ``partition`` or None when absent.
-        segs: per kept annotation, its original per-frame ``segmentations`` list.
+        segs: per kept annotation, its per-frame ``segmentations`` list, or the index of its
+            track in ``packed``.
         ann_ids: per kept annotation, its ``id``.
         cat_pos: per kept annotation, the position of its category in ``cat_ids``.
         video_pos: per kept annotation, the position of its video in ``video_ids``.
         crowd: per kept annotation, the ``iscrowd`` flag.
         avg_area: per kept annotation, mean of the truthy JSON ``areas`` (0 if none).
         by_video: per video position, kept annotation indices ordered by (category, file order).
+        tracks: per kept annotation, its track in ``packed`` or -1.
         has_annotations: whether the JSON has an ``annotations`` key at all.
+        packed: the packed masks of a file read with the compiled kernels, or None.
     """
 
     video_ids: np.ndarray
@@ -98,6 +129,8 @@ class GroundTruth:
     avg_area: np.ndarray
     by_video: List[np.ndarray]
     has_annotations: bool
+    tracks: Optional[np.ndarray] = None
+    packed: Optional[PackedTracks] = None
 
 
 @dataclass
@@ -105,12 +138,15 @@ class Detections:
     """Validated results (only detections of known categories are kept here).
 
     Attributes:
-        segs: per kept detection, its ``segmentations`` list (not copied, never mutated).
+        segs: per kept detection, its ``segmentations`` list (not copied, never mutated), or
+            the index of its track in ``packed``.
         result_index: per kept detection, its index in the results list (official id - 1).
         cat_pos: category position in ``GroundTruth.cat_ids``.
         video_pos: video position in ``GroundTruth.video_ids``.
         score: detection score (float64).
+        tracks: per kept detection, its track in ``packed`` or -1.
         num_dropped_unknown_category: results whose category is not in the GT categories.
+        packed: the packed masks of a file read with the compiled kernels, or None.
     """
 
     segs: List[Sequence]
@@ -119,6 +155,8 @@ class Detections:
     video_pos: np.ndarray
     score: np.ndarray
     num_dropped_unknown_category: int
+    tracks: Optional[np.ndarray] = None
+    packed: Optional[PackedTracks] = None
 
 
 def _as_int_id(value, what: str) -> int:
@@ -155,8 +193,9 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
     Returns:
         The indexed :class:`GroundTruth`.
     """
+    packed = None
     if isinstance(gt, str):
-        gt = load_json_fast(gt, "ground-truth file", compact_counts=True)
+        gt, packed = load_json_packed_file(gt, "ground-truth file")
     if not isinstance(gt, dict):
         raise ValueError(f"ground truth must be a dict (YTVIS JSON), got {type(gt).__name__}")
     for key in ("videos", "categories"):
@@ -200,6 +239,7 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
     has_annotations = anns is not None
     anns = anns or []
     segs, ann_ids, a_cat, a_vid, crowd, avg = [], [], [], [], [], []
+    packed_areas = []  # (position in avg, packed list index)
     seen_ids = set()
     skipped = 0
     for i, a in enumerate(anns):
@@ -221,20 +261,33 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         if p_v is None or p_c is None:
             skipped += 1
             continue
-        if not isinstance(a["segmentations"], list):
+        seg = a["segmentations"]
+        track = marker_index(seg, packed)
+        if track >= 0:
+            seg = track
+        elif not isinstance(seg, list):
             raise ValueError(f"ground truth annotation id={aid}: 'segmentations' must be a list")
-        segs.append(a["segmentations"])
+        segs.append(seg)
         ann_ids.append(aid)
         a_cat.append(p_c)
         a_vid.append(p_v)
         crowd.append(bool(a.get("iscrowd", 0)))
-        avg.append(_mean_truthy_area(a["areas"], aid))
+        area_list = marker_index(a["areas"], packed)
+        if area_list >= 0:
+            packed_areas.append((len(avg), area_list))
+            avg.append(0.0)
+        else:
+            avg.append(_mean_truthy_area(a["areas"], aid))
     if skipped:
         logger.warning(
             "%d GT annotations have a video or category not listed in the JSON; "
             "they are left out (as in the official evaluator)",
             skipped,
         )
+    avg = np.array(avg, dtype=np.float64)
+    if packed_areas:
+        where, lists = np.array(packed_areas, dtype=np.int64).T
+        avg[where] = packed.area_means(lists)
     a_cat = np.array(a_cat, dtype=np.int64)
     a_vid = np.array(a_vid, dtype=np.int64)
     order = np.lexsort((np.arange(len(a_cat)), a_cat, a_vid))
@@ -251,9 +304,11 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         cat_pos=a_cat,
         video_pos=a_vid,
         crowd=np.array(crowd, dtype=bool),
-        avg_area=np.array(avg, dtype=np.float64),
+        avg_area=avg,
         by_video=by_video,
         has_annotations=has_annotations,
+        tracks=np.array([s if type(s) is int else -1 for s in segs], dtype=np.int64),
+        packed=packed,
     )
 
 
@@ -272,8 +327,9 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
     Returns:
         The kept :class:`Detections`.
     """
+    packed = None
     if isinstance(results, str):
-        results = load_json_fast(results, "results file")
+        results, packed = load_json_packed_file(results, "results file", compact_counts=False)
     if not isinstance(results, list):
         raise ValueError(f"results must be a list of dicts, got {type(results).__name__}")
     vpos = {int(v): p for p, v in enumerate(gt.video_ids)}
@@ -303,12 +359,18 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
             )
         cat = _as_int_id(r["category_id"], f"results[{i}].category_id")
         seq = r["segmentations"]
-        if not isinstance(seq, list):
+        track = marker_index(seq, packed)
+        if track >= 0:
+            seq = track
+            num_frames = int(packed.track_start[track + 1] - packed.track_start[track])
+        elif not isinstance(seq, list):
             raise ValueError(f"results[{i}] (video_id={vid}): 'segmentations' must be a list")
+        else:
+            num_frames = len(seq)
         n = gt.video_len[p_v]
-        if n >= 0 and len(seq) != n:
+        if n >= 0 and num_frames != n:
             raise ValueError(
-                f"results[{i}] (video_id={vid}): {len(seq)} segmentations for a video of "
+                f"results[{i}] (video_id={vid}): {num_frames} segmentations for a video of "
                 f"{n} frames"
             )
         p_c = cpos.get(cat)
@@ -339,4 +401,6 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
         video_pos=np.array(r_vid, dtype=np.int64),
         score=np.array(r_score, dtype=np.float64),
         num_dropped_unknown_category=dropped,
+        tracks=np.array([s if type(s) is int else -1 for s in segs], dtype=np.int64),
+        packed=packed,
     )

@@ -1,19 +1,22 @@
 """Per-video phase of the scorer: validate result frames, IoU, matching blocks.
 
-Streams over videos (only the masks of one video are converted at a time) and visits only
-(video, category) pairs that hold a GT track or a detection. Optionally splits the videos over
-forked worker processes (the loaded inputs are shared copy-on-write; only small per-block IoU
-matrices come back).
+Streams over videos and visits only (video, category) pairs that hold a GT track or a detection.
+Videos whose masks were packed from the JSON files (:mod:`.ytvis_packed`) are scored by one call
+of the compiled kernel; the others (in-memory inputs, polygons, unusual RLEs, no compiler) take
+the numpy/pycocotools path, one video at a time, optionally split over forked worker processes
+(the loaded inputs are shared copy-on-write; only small per-block IoU matrices come back).
+Both paths give the same IoU, bit for bit.
 """
 
 import logging
 import multiprocessing as mp
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .ytvis_data import Detections, GroundTruth
 from .ytvis_iou import check_result_frames, convert_gt_frames, video_iou
+from .ytvis_packed import packed_video_iou
 
 __all__ = ["run_videos"]
 
@@ -22,41 +25,133 @@ logger = logging.getLogger(__name__)
 _STATE: Optional[tuple] = None  # inputs shared with forked workers
 
 
-def _process_range(p0: int, p1: int):
-    """Blocks and detection mean areas of videos ``p0 .. p1 - 1`` (positions)."""
+def _segs(tracks, index: int, packed):
+    """The ``segmentations`` list of entry ``index`` (materialised when packed)."""
+    s = tracks[index]
+    return packed.segmentations(s) if type(s) is int else s
+
+
+def _video_blocks(d0: int, rk: np.ndarray, gk: np.ndarray, g_idx: np.ndarray, iou: np.ndarray):
+    """Matching blocks of one video: one per category (detections/GT of a category are
+    contiguous, both sorted by category)."""
+    if len(rk) and (len(gk) == 0 or (rk[0] == rk[-1] and gk[0] == gk[-1] == rk[0])):
+        return [(d0, len(rk), g_idx, iou)]  # a single category (always in class-agnostic mode)
+    blocks = []
+    for k in np.union1d(rk, gk).tolist():
+        r0, r1 = int(np.searchsorted(rk, k)), int(np.searchsorted(rk, k, side="right"))
+        c0, c1 = int(np.searchsorted(gk, k)), int(np.searchsorted(gk, k, side="right"))
+        blocks.append((d0 + r0, r1 - r0, g_idx[c0:c1], iou[r0:r1, c0:c1]))
+    return blocks
+
+
+def _python_videos(positions: List[int]):
+    """Blocks and detection mean areas of the videos at ``positions`` (numpy/pycocotools)."""
     gt, dets, order, kept, det_k, all_bounds, kept_bounds, class_agnostic = _STATE
-    blocks, areas = [], []
-    for p in range(p0, p1):
+    out = {}
+    for p in positions:
         g_idx = gt.by_video[p]
         d0, d1 = int(kept_bounds[p]), int(kept_bounds[p + 1])
         if len(g_idx) == 0 and d0 == d1:
             continue
         vid, hw = int(gt.video_ids[p]), gt.video_hw[p]
         for i in order[all_bounds[p] : all_bounds[p + 1]].tolist():
-            check_result_frames(dets.segs[i], hw, int(dets.result_index[i]), vid)
-        dt_tracks = [dets.segs[i] for i in kept[d0:d1].tolist()]
+            check_result_frames(
+                _segs(dets.segs, i, dets.packed), hw, int(dets.result_index[i]), vid
+            )
+        dt_tracks = [_segs(dets.segs, i, dets.packed) for i in kept[d0:d1].tolist()]
         rk = det_k[d0:d1]
         gk = np.zeros(len(g_idx), np.int64) if class_agnostic else gt.cat_pos[g_idx]
         g_act = np.nonzero(np.isin(gk, rk))[0]  # only GT that can pair with a detection
         gt_tracks, gt_areas = convert_gt_frames(
-            [gt.segs[g] for g in g_idx[g_act].tolist()], hw, vid, gt.ann_ids[g_idx[g_act]].tolist()
+            [_segs(gt.segs, g, gt.packed) for g in g_idx[g_act].tolist()],
+            hw,
+            vid,
+            gt.ann_ids[g_idx[g_act]].tolist(),
         )
         iou_act, a_d = video_iou(dt_tracks, gt_tracks, hw, rk, gk[g_act], gt_areas)
         iou = np.zeros((d1 - d0, len(g_idx)))
         iou[:, g_act] = iou_act
         npos = (a_d > 0).sum(axis=1)
-        areas.append((d0, np.where(npos > 0, a_d.sum(axis=1) / np.maximum(npos, 1), 0.0)))
-        # detections of a category are contiguous (sorted by category), GT too
-        for k in np.union1d(rk, gk).tolist():
-            r0, r1 = int(np.searchsorted(rk, k)), int(np.searchsorted(rk, k, side="right"))
-            c0, c1 = int(np.searchsorted(gk, k)), int(np.searchsorted(gk, k, side="right"))
-            blocks.append((d0 + r0, r1 - r0, g_idx[c0:c1], iou[r0:r1, c0:c1]))
-    return blocks, areas
+        area = np.where(npos > 0, a_d.sum(axis=1) / np.maximum(npos, 1), 0.0)
+        out[p] = (_video_blocks(d0, rk, gk, g_idx, iou), area)
+    return out
 
 
-def _chunks(num_videos: int, parts: int) -> List[Tuple[int, int]]:
-    bounds = np.linspace(0, num_videos, parts + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+def _check_packed_frames(gt: GroundTruth, dets: Detections, order: np.ndarray) -> None:
+    """Vectorised :func:`check_result_frames` of every packed detection (raises its error)."""
+    packed = dets.packed
+    sel = order[dets.tracks[order] >= 0]
+    tracks = dets.tracks[sel]
+    start = packed.track_start[tracks]
+    count = packed.track_start[tracks + 1] - start
+    det_of_frame = np.repeat(np.arange(len(sel)), count)
+    frame = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + start[
+        det_of_frame
+    ]
+    hw = np.array([x if x is not None else (-1, -1) for x in gt.video_hw], dtype=np.int64)
+    vhw = hw[dets.video_pos[sel]][det_of_frame]
+    kind = packed.kind[frame]
+    bad = kind == 2  # uncompressed counts are not a valid result frame
+    bad |= (kind == 1) & (vhw[:, 0] >= 0) & ((packed.h[frame] != vhw[:, 0]) | (packed.w[frame] != vhw[:, 1]))
+    if bad.any():
+        i = int(sel[det_of_frame[np.argmax(bad)]])
+        p = int(dets.video_pos[i])
+        check_result_frames(
+            packed.segmentations(int(dets.tracks[i])),
+            gt.video_hw[p],
+            int(dets.result_index[i]),
+            int(gt.video_ids[p]),
+        )
+        raise AssertionError("packed frame check disagrees with check_result_frames")
+
+
+def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidates):
+    """Blocks and detection mean areas of the packed videos scored by the kernel.
+
+    Returns:
+        ``(scored, flagged)``: video position -> (blocks, mean areas); positions the kernel
+        left to the numpy/pycocotools path.
+    """
+    nv = len(gt.video_ids)
+    pos = np.nonzero(candidates)[0]
+    d_cnt = (kept_bounds[1:] - kept_bounds[:-1])[pos]
+    g_lists = [gt.by_video[p] for p in pos.tolist()]
+    g_all = np.concatenate(g_lists) if g_lists else np.zeros(0, np.int64)
+    g_cnt = np.array([len(g) for g in g_lists], dtype=np.int64)
+    d_sel = candidates[np.searchsorted(kept_bounds, np.arange(len(kept)), side="right") - 1] if nv else None
+    d_all = np.nonzero(d_sel)[0] if len(kept) else np.zeros(0, np.int64)
+    hw = np.array([gt.video_hw[p] for p in pos.tolist()], dtype=np.int64).reshape(-1, 2)
+    g_group = np.zeros(len(g_all), np.int64) if class_agnostic else gt.cat_pos[g_all]
+    iou, area, flagged = packed_video_iou(
+        dets.packed,
+        gt.packed,
+        hw,
+        np.concatenate([[0], np.cumsum(d_cnt)]),
+        dets.tracks[kept[d_all]],
+        det_k[d_all],
+        np.concatenate([[0], np.cumsum(g_cnt)]),
+        gt.tracks[g_all],
+        g_group,
+    )
+    scored: Dict[int, tuple] = {}
+    i_off = d_off = g_off = 0
+    for j, p in enumerate(pos.tolist()):
+        nd, ng = int(d_cnt[j]), int(g_cnt[j])
+        if not flagged[j] and (nd or ng):
+            d0 = int(kept_bounds[p])
+            gk = g_group[g_off : g_off + ng]
+            mat = iou[i_off : i_off + nd * ng].reshape(nd, ng)
+            blocks = _video_blocks(d0, det_k[d0 : d0 + nd], gk, g_lists[j], mat)
+            scored[p] = (blocks, area[d_off : d_off + nd])
+        i_off += nd * ng
+        d_off += nd
+        g_off += ng
+    return scored, pos[flagged].tolist()
+
+
+def _chunks(items: List[int], parts: int) -> List[List[int]]:
+    bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def run_videos(
@@ -73,8 +168,8 @@ def run_videos(
         gt, dets: loaded inputs.
         order: all detections sorted by (video, block order); ``kept``: the scored subset.
         class_agnostic: one block per video instead of per (video, category).
-        num_workers: forked worker processes (0: in this process). Falls back to 0 where the
-            ``fork`` start method is unavailable.
+        num_workers: forked worker processes for the numpy/pycocotools path (0: in this
+            process). Falls back to 0 where the ``fork`` start method is unavailable.
 
     Returns:
         ``(det_k, det_v, det_avg, blocks)``: per kept detection its category position (0 in
@@ -87,6 +182,16 @@ def run_videos(
     nv = len(gt.video_ids)
     all_bounds = np.searchsorted(dets.video_pos[order], np.arange(nv + 1))
     kept_bounds = np.searchsorted(det_v, np.arange(nv + 1))
+    results: Dict[int, tuple] = {}
+    slow = list(range(nv))
+    if gt.packed is not None and dets.packed is not None and nv:
+        _check_packed_frames(gt, dets, order)
+        # a video is scored by the kernel when its size is known and all its tracks are packed
+        ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
+        np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
+        np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
+        results, flagged = _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, ok)
+        slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
     if num_workers > 0 and "fork" not in mp.get_all_start_methods():
         logger.warning(
             "num_workers=%d ignored: the 'fork' start method is unavailable", num_workers
@@ -94,18 +199,21 @@ def run_videos(
         num_workers = 0
     _STATE = (gt, dets, order, kept, det_k, all_bounds, kept_bounds, class_agnostic)
     try:
-        if num_workers > 0 and nv > 1:
-            ranges = _chunks(nv, min(nv, 4 * num_workers))
+        if num_workers > 0 and len(slow) > 1:
+            chunks = _chunks(slow, min(len(slow), 4 * num_workers))
             with mp.get_context("fork").Pool(num_workers) as pool:
-                parts = pool.starmap(_process_range, ranges)
+                parts = pool.map(_python_videos, chunks)
         else:
-            parts = [_process_range(0, nv)]
+            parts = [_python_videos(slow)] if slow else []
     finally:
         _STATE = None
+    for part in parts:
+        results.update(part)
     det_avg = np.zeros(len(kept), dtype=np.float64)
     blocks = []
-    for part_blocks, part_areas in parts:
+    for p in sorted(results):
+        part_blocks, avg = results[p]
         blocks.extend(part_blocks)
-        for d0, avg in part_areas:
-            det_avg[d0 : d0 + len(avg)] = avg
+        d0 = int(kept_bounds[p])
+        det_avg[d0 : d0 + len(avg)] = avg
     return det_k, det_v, det_avg, blocks

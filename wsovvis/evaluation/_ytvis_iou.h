@@ -1,0 +1,346 @@
+/*
+ * video_iou: the per-video IoU kernel of _ytvis_kernels.c (included there; not a public header).
+ *
+ * Official semantics (youtubevos/cocoapi YTVOSeval.computeIoU) for a pair (d, g):
+ *   I = U = 0;  for t < min(len d, len g):
+ *       both present: I += |d_t & g_t|;  U += |d_t | g_t|
+ *       one present:  U += its area
+ *   IoU = I / U (float64 division of the integer sums), 0 when U == 0.
+ * Masks are decoded as pycocotools' rleFrString does (6-bit chars 48..111, 0x20 continuation,
+ * sign bit 0x10, deltas against counts[m - 2] for m > 2, uint32 wrap-around). A video is flagged
+ * (status 1) instead of scored when any mask is one pycocotools would read differently or not at
+ * all: a character outside 48..111, a value longer than 6 characters, run lengths not summing
+ * to h * w, a frame whose size is not the video's, a canvas of 2**29 pixels or more.
+ */
+
+typedef struct {
+    const int64_t *track_start;
+    const int8_t *kind;
+    const int32_t *h, *w;
+    const int64_t *off, *len;
+    const unsigned char *str;
+    const uint32_t *runs;
+    Py_ssize_t n_tracks, n_frames, n_str, n_runs;
+    Py_buffer views[8];
+    int n_views;
+} Tabs;
+
+static void tabs_release(Tabs *t) {
+    for (int k = 0; k < t->n_views; k++) PyBuffer_Release(&t->views[k]);
+    t->n_views = 0;
+}
+
+/* (track_start, kind, h, w, off, len, str, runs) buffers -> Tabs; -1 with an exception set. */
+static int tabs_from_tuple(PyObject *tup, Tabs *t) {
+    memset(t, 0, sizeof(*t));
+    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 8) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of 8 table buffers");
+        return -1;
+    }
+    for (int k = 0; k < 8; k++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tup, k), &t->views[k], PyBUF_SIMPLE)) {
+            tabs_release(t);
+            return -1;
+        }
+        t->n_views++;
+    }
+    t->track_start = t->views[0].buf;
+    t->kind = t->views[1].buf;
+    t->h = t->views[2].buf;
+    t->w = t->views[3].buf;
+    t->off = t->views[4].buf;
+    t->len = t->views[5].buf;
+    t->str = t->views[6].buf;
+    t->runs = t->views[7].buf;
+    t->n_tracks = t->views[0].len / 8 - 1;
+    t->n_frames = t->views[1].len;
+    t->n_str = t->views[6].len;
+    t->n_runs = t->views[7].len / 4;
+    if (t->n_tracks < 0 || t->views[2].len != 4 * t->n_frames ||
+        t->views[3].len != 4 * t->n_frames || t->views[4].len != 8 * t->n_frames ||
+        t->views[5].len != 8 * t->n_frames) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent table sizes");
+        tabs_release(t);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint32_t *iv; /* [start, end) pairs of foreground pixels (column-major index) */
+    size_t n, cap;
+} Ivs;
+
+static int ivs_push(Ivs *s, uint32_t a, uint32_t b) {
+    if (s->n + 2 > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1 << 16;
+        uint32_t *p = realloc(s->iv, cap * sizeof(uint32_t));
+        if (!p) return -1;
+        s->iv = p;
+        s->cap = cap;
+    }
+    s->iv[s->n++] = a;
+    s->iv[s->n++] = b;
+    return 0;
+}
+
+/* Frame f of a table: area, and foreground intervals appended to s when want_iv.
+ * Returns 0, 1 when the frame must be left to pycocotools, -1 when out of memory. */
+static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_t w,
+                        int want_iv, Ivs *s, int64_t *area) {
+    if (t->h[f] != h || t->w[f] != w) return 1;
+    int64_t off = t->off[f], len = t->len[f];
+    uint64_t pos = 0;
+    int64_t a = 0;
+    uint32_t prev1 = 0, prev2 = 0; /* counts[m - 1], counts[m - 2] */
+    int64_t m = 0;
+    if (t->kind[f] == 2) {
+        if (off < 0 || len < 0 || off + len > t->n_runs) return 1;
+        const uint32_t *r = t->runs + off;
+        for (int64_t k = 0; k < len; k++) {
+            uint32_t c = r[k];
+            if (pos + c > hw) return 1;
+            if ((k & 1) && c) {
+                a += c;
+                if (want_iv && ivs_push(s, (uint32_t)pos, (uint32_t)(pos + c))) return -1;
+            }
+            pos += c;
+        }
+    } else {
+        if (off < 0 || len < 0 || off + len > t->n_str) return 1;
+        const unsigned char *p = t->str + off, *e = p + len;
+        while (p < e) {
+            int64_t x = 0;
+            int k = 0, more = 1;
+            while (more) {
+                if (p >= e || k >= 6) return 1;
+                int c = (int)*p;
+                if (c < 48 || c > 111) return 1;
+                c -= 48;
+                x |= (int64_t)(c & 0x1f) << (5 * k);
+                more = c & 0x20;
+                p++;
+                k++;
+                if (!more && (c & 0x10)) x |= (int64_t)(-1) * ((int64_t)1 << (5 * k));
+            }
+            if (m > 2) x += (int64_t)prev2;
+            uint32_t cnt = (uint32_t)x;
+            if (pos + cnt > hw) return 1;
+            if ((m & 1) && cnt) {
+                a += cnt;
+                if (want_iv && ivs_push(s, (uint32_t)pos, (uint32_t)(pos + cnt))) return -1;
+            }
+            pos += cnt;
+            prev2 = prev1;
+            prev1 = cnt;
+            m++;
+        }
+    }
+    if (pos != hw) return 1;
+    *area = a;
+    return 0;
+}
+
+/* |A & B| of two sorted interval lists (n* = number of intervals). */
+static int64_t intersect(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
+    if (!na || !nb || a[2 * na - 1] <= b[0] || b[2 * nb - 1] <= a[0]) return 0;
+    size_t i = 0, j = 0;
+    int64_t s = 0;
+    while (i < na && j < nb) {
+        uint32_t lo = a[2 * i] > b[2 * j] ? a[2 * i] : b[2 * j];
+        uint32_t ae = a[2 * i + 1], be = b[2 * j + 1];
+        uint32_t hi = ae < be ? ae : be;
+        if (hi > lo) s += hi - lo;
+        if (ae < be)
+            i++;
+        else
+            j++;
+    }
+    return s;
+}
+
+typedef struct {
+    int64_t track, frames, iv_off, iv_n, area;
+    int present, partner;
+} Item;
+
+/* One video; returns 0 scored, 1 left to Python, -1 out of memory. */
+static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item *di, int64_t nd,
+                     const int64_t *dg, Item *gi, int64_t ng, const int64_t *gg, Ivs *s,
+                     int64_t *inter, int64_t *uni, double *iou, double *mean_area) {
+    uint64_t hw = (uint64_t)h * (uint64_t)w;
+    if (h < 0 || w < 0 || hw >= (1ull << 29)) return 1;
+    int64_t max_t = 0;
+    for (int64_t i = 0; i < nd; i++) {
+        di[i].frames = dt->track_start[di[i].track + 1] - dt->track_start[di[i].track];
+        di[i].partner = 0;
+        if (di[i].frames > max_t) max_t = di[i].frames;
+    }
+    for (int64_t j = 0; j < ng; j++) {
+        gi[j].frames = gt->track_start[gi[j].track + 1] - gt->track_start[gi[j].track];
+        gi[j].partner = 0;
+        for (int64_t i = 0; i < nd; i++)
+            if (dg[i] == gg[j]) di[i].partner = gi[j].partner = 1;
+    }
+    memset(inter, 0, sizeof(int64_t) * nd * ng);
+    memset(uni, 0, sizeof(int64_t) * nd * ng);
+    int64_t *asum = calloc(2 * (size_t)nd + 1, sizeof(int64_t)), *acnt = asum + nd;
+    if (!asum) return -1;
+    int rc = 0;
+    for (int64_t t = 0; t < max_t && !rc; t++) {
+        s->n = 0;
+        for (int64_t i = 0; i < nd && !rc; i++) {
+            Item *it = &di[i];
+            it->present = 0;
+            if (t >= it->frames) continue;
+            int64_t f = dt->track_start[it->track] + t;
+            if (dt->kind[f] == 0) continue;
+            it->iv_off = (int64_t)s->n;
+            rc = decode_frame(dt, f, hw, h, w, it->partner, s, &it->area);
+            it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
+            it->present = 1;
+            asum[i] += it->area;
+            acnt[i] += it->area > 0;
+        }
+        for (int64_t j = 0; j < ng && !rc; j++) {
+            Item *it = &gi[j];
+            it->present = 0;
+            if (t >= it->frames || !it->partner) continue;
+            int64_t f = gt->track_start[it->track] + t;
+            if (gt->kind[f] == 0) continue;
+            it->iv_off = (int64_t)s->n;
+            rc = decode_frame(gt, f, hw, h, w, 1, s, &it->area);
+            it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
+            it->present = 1;
+        }
+        if (rc) break;
+        for (int64_t i = 0; i < nd; i++) {
+            Item *a = &di[i];
+            if (!a->partner || t >= a->frames) continue;
+            for (int64_t j = 0; j < ng; j++) {
+                Item *b = &gi[j];
+                if (dg[i] != gg[j] || t >= b->frames || (!a->present && !b->present)) continue;
+                int64_t x = 0;
+                if (a->present && b->present)
+                    x = intersect(s->iv + a->iv_off, (size_t)a->iv_n, s->iv + b->iv_off,
+                                  (size_t)b->iv_n);
+                inter[i * ng + j] += x;
+                uni[i * ng + j] += (a->present ? a->area : 0) + (b->present ? b->area : 0) - x;
+            }
+        }
+    }
+    if (!rc) {
+        for (int64_t k = 0; k < nd * ng; k++)
+            iou[k] = uni[k] > 0 ? (double)inter[k] / (double)uni[k] : 0.0;
+        for (int64_t i = 0; i < nd; i++)
+            mean_area[i] = acnt[i] ? (double)asum[i] / (double)acnt[i] : 0.0;
+    }
+    free(asum);
+    return rc;
+}
+
+#define VIDEO_IOU_DOC                                                                          \
+    "video_iou(dt_tabs, gt_tabs, hw, v_d, d_ids, d_grp, v_g, g_ids, g_grp) -> (iou, "         \
+    "mean_area, status).\n\nFor video v: detections d_ids[v_d[v]:v_d[v+1]] (tracks of "       \
+    "dt_tabs, groups d_grp), GT g_ids[v_g[v]:v_g[v+1]] (gt_tabs, g_grp), size hw[2v], "        \
+    "hw[2v+1]. iou: float64, the D x G matrices of the videos concatenated (0 across groups); " \
+    "mean_area: float64 per detection (mean of its non-zero frame areas); status: int8 per "   \
+    "video, 1 where the video must be scored by pycocotools instead."
+
+static PyObject *video_iou(PyObject *self, PyObject *args) {
+    PyObject *dto, *gto;
+    Py_buffer hwb, vdb, dib, dgb, vgb, gib, ggb;
+    if (!PyArg_ParseTuple(args, "OOy*y*y*y*y*y*y*", &dto, &gto, &hwb, &vdb, &dib, &dgb, &vgb,
+                          &gib, &ggb))
+        return NULL;
+    Py_buffer *bufs[] = {&hwb, &vdb, &dib, &dgb, &vgb, &gib, &ggb};
+    PyObject *result = NULL, *iou_o = NULL, *area_o = NULL, *status_o = NULL;
+    Tabs dt, gt;
+    int have_dt = 0, have_gt = 0;
+    Item *items = NULL;
+    int64_t *scratch = NULL;
+    Ivs s = {0};
+    if (tabs_from_tuple(dto, &dt)) goto done;
+    have_dt = 1;
+    if (tabs_from_tuple(gto, &gt)) goto done;
+    have_gt = 1;
+    int64_t nv = vdb.len / 8 - 1;
+    const int64_t *hw = hwb.buf, *vd = vdb.buf, *dids = dib.buf, *dgr = dgb.buf;
+    const int64_t *vg = vgb.buf, *gids = gib.buf, *ggr = ggb.buf;
+    int64_t ndt = dib.len / 8, ngt = gib.len / 8;
+    if (nv < 0 || vgb.len != vdb.len || hwb.len != 16 * nv || dgb.len != dib.len ||
+        ggb.len != gib.len || vd[0] != 0 || vg[0] != 0 || vd[nv] != ndt || vg[nv] != ngt) {
+        PyErr_SetString(PyExc_ValueError, "video_iou: inconsistent index arrays");
+        goto done;
+    }
+    int64_t total = 0, max_d = 0, max_g = 0, max_dg = 0;
+    for (int64_t v = 0; v < nv; v++) {
+        int64_t d = vd[v + 1] - vd[v], g = vg[v + 1] - vg[v];
+        if (d < 0 || g < 0) {
+            PyErr_SetString(PyExc_ValueError, "video_iou: decreasing video offsets");
+            goto done;
+        }
+        total += d * g;
+        if (d > max_d) max_d = d;
+        if (g > max_g) max_g = g;
+        if (d * g > max_dg) max_dg = d * g;
+    }
+    for (int64_t k = 0; k < ndt; k++)
+        if (dids[k] < 0 || dids[k] >= dt.n_tracks) {
+            PyErr_SetString(PyExc_IndexError, "video_iou: detection track out of range");
+            goto done;
+        }
+    for (int64_t k = 0; k < ngt; k++)
+        if (gids[k] < 0 || gids[k] >= gt.n_tracks) {
+            PyErr_SetString(PyExc_IndexError, "video_iou: GT track out of range");
+            goto done;
+        }
+    iou_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(total * 8));
+    area_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(ndt * 8));
+    status_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nv);
+    items = malloc(sizeof(Item) * (size_t)(max_d + max_g + 1));
+    scratch = malloc(sizeof(int64_t) * (size_t)(2 * max_dg + 1));
+    if (!iou_o || !area_o || !status_o) goto done;
+    if (!items || !scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *iou = (double *)PyBytes_AS_STRING(iou_o), *area = (double *)PyBytes_AS_STRING(area_o);
+    int8_t *status = (int8_t *)PyBytes_AS_STRING(status_o);
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    int64_t pos = 0;
+    for (int64_t v = 0; v < nv && !oom; v++) {
+        int64_t d0 = vd[v], nd = vd[v + 1] - d0, g0 = vg[v], ng = vg[v + 1] - g0;
+        Item *di = items, *gi = items + nd;
+        for (int64_t i = 0; i < nd; i++) di[i].track = dids[d0 + i];
+        for (int64_t j = 0; j < ng; j++) gi[j].track = gids[g0 + j];
+        int rc = one_video(&dt, &gt, (int32_t)hw[2 * v], (int32_t)hw[2 * v + 1], di, nd,
+                           dgr + d0, gi, ng, ggr + g0, &s, scratch, scratch + max_dg, iou + pos,
+                           area + d0);
+        if (rc < 0) oom = 1;
+        status[v] = (int8_t)(rc != 0);
+        if (rc) {
+            for (int64_t k = 0; k < nd * ng; k++) iou[pos + k] = 0.0;
+            for (int64_t i = 0; i < nd; i++) area[d0 + i] = 0.0;
+        }
+        pos += nd * ng;
+    }
+    Py_END_ALLOW_THREADS;
+    if (oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyTuple_Pack(3, iou_o, area_o, status_o);
+done:
+    Py_XDECREF(iou_o);
+    Py_XDECREF(area_o);
+    Py_XDECREF(status_o);
+    free(items);
+    free(scratch);
+    free(s.iv);
+    if (have_dt) tabs_release(&dt);
+    if (have_gt) tabs_release(&gt);
+    for (int k = 0; k < 7; k++) PyBuffer_Release(bufs[k]);
+    return result;
+}
