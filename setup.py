@@ -12,8 +12,9 @@ setup(
         Extension(
             "wsovvis.evaluation._ytvis_kernels",
             sources=["wsovvis/evaluation/_ytvis_kernels.c"],
-            depends=["wsovvis/evaluation/_ytvis_iou.h"],
-            extra_compile_args=["-O3", "-std=c99"],
+            depends=["wsovvis/evaluation/_ytvis_iou.h", "wsovvis/evaluation/_ytvis_accumulate.h"],
+            # no FMA contraction: the float64 arithmetic must be numpy's, operation by operation
+            extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
             optional=True,
         )
     ]

@@ -71,16 +71,14 @@ typedef struct {
     size_t n, cap;
 } Ivs;
 
-static int ivs_push(Ivs *s, uint32_t a, uint32_t b) {
-    if (s->n + 2 > s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1 << 16;
-        uint32_t *p = realloc(s->iv, cap * sizeof(uint32_t));
-        if (!p) return -1;
-        s->iv = p;
-        s->cap = cap;
-    }
-    s->iv[s->n++] = a;
-    s->iv[s->n++] = b;
+static int ivs_reserve(Ivs *s, size_t pairs) {
+    if (s->n + 2 * pairs <= s->cap) return 0;
+    size_t cap = s->cap ? s->cap : 1 << 16;
+    while (cap < s->n + 2 * pairs) cap *= 2;
+    uint32_t *p = realloc(s->iv, cap * sizeof(uint32_t));
+    if (!p) return -1;
+    s->iv = p;
+    s->cap = cap;
     return 0;
 }
 
@@ -92,8 +90,9 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
     int64_t off = t->off[f], len = t->len[f];
     uint64_t pos = 0;
     int64_t a = 0;
-    uint32_t prev1 = 0, prev2 = 0; /* counts[m - 1], counts[m - 2] */
-    int64_t m = 0;
+    /* every run length takes >= 1 character / list entry: len / 2 + 1 foreground intervals */
+    if (want_iv && ivs_reserve(s, (size_t)len / 2 + 1)) return -1;
+    uint32_t *iv = want_iv ? s->iv + s->n : NULL;
     if (t->kind[f] == 2) {
         if (off < 0 || len < 0 || off + len > t->n_runs) return 1;
         const uint32_t *r = t->runs + off;
@@ -102,33 +101,40 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
             if (pos + c > hw) return 1;
             if ((k & 1) && c) {
                 a += c;
-                if (want_iv && ivs_push(s, (uint32_t)pos, (uint32_t)(pos + c))) return -1;
+                if (iv) {
+                    *iv++ = (uint32_t)pos;
+                    *iv++ = (uint32_t)(pos + c);
+                }
             }
             pos += c;
         }
     } else {
         if (off < 0 || len < 0 || off + len > t->n_str) return 1;
         const unsigned char *p = t->str + off, *e = p + len;
+        uint32_t prev1 = 0, prev2 = 0; /* counts[m - 1], counts[m - 2] */
+        int64_t m = 0;
         while (p < e) {
-            int64_t x = 0;
-            int k = 0, more = 1;
-            while (more) {
+            unsigned c = (unsigned)*p++ - 48u;
+            if (c > 63u) return 1;
+            int64_t x = c & 0x1f;
+            int k = 1;
+            while (c & 0x20) {
                 if (p >= e || k >= 6) return 1;
-                int c = (int)*p;
-                if (c < 48 || c > 111) return 1;
-                c -= 48;
+                c = (unsigned)*p++ - 48u;
+                if (c > 63u) return 1;
                 x |= (int64_t)(c & 0x1f) << (5 * k);
-                more = c & 0x20;
-                p++;
                 k++;
-                if (!more && (c & 0x10)) x |= (int64_t)(-1) * ((int64_t)1 << (5 * k));
             }
+            if (c & 0x10) x |= -((int64_t)1 << (5 * k));
             if (m > 2) x += (int64_t)prev2;
             uint32_t cnt = (uint32_t)x;
             if (pos + cnt > hw) return 1;
             if ((m & 1) && cnt) {
                 a += cnt;
-                if (want_iv && ivs_push(s, (uint32_t)pos, (uint32_t)(pos + cnt))) return -1;
+                if (iv) {
+                    *iv++ = (uint32_t)pos;
+                    *iv++ = (uint32_t)(pos + cnt);
+                }
             }
             pos += cnt;
             prev2 = prev1;
@@ -137,18 +143,34 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
         }
     }
     if (pos != hw) return 1;
+    if (iv) s->n = (size_t)(iv - s->iv);
     *area = a;
     return 0;
 }
 
-/* |A & B| of two sorted interval lists (n* = number of intervals). */
+/* First interval of a (n intervals) whose end is > x. */
+static size_t first_ending_after(const uint32_t *a, size_t n, uint32_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[2 * mid + 1] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* |A & B| of two sorted interval lists (n* = number of intervals). Intervals entirely before
+ * the other list's first start are skipped by binary search; the walk stops at the first list's
+ * end. */
 static int64_t intersect(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
     if (!na || !nb || a[2 * na - 1] <= b[0] || b[2 * nb - 1] <= a[0]) return 0;
-    size_t i = 0, j = 0;
+    size_t i = first_ending_after(a, na, b[0]), j = first_ending_after(b, nb, a[0]);
     int64_t s = 0;
     while (i < na && j < nb) {
-        uint32_t lo = a[2 * i] > b[2 * j] ? a[2 * i] : b[2 * j];
         uint32_t ae = a[2 * i + 1], be = b[2 * j + 1];
+        uint32_t lo = a[2 * i] > b[2 * j] ? a[2 * i] : b[2 * j];
         uint32_t hi = ae < be ? ae : be;
         if (hi > lo) s += hi - lo;
         if (ae < be)

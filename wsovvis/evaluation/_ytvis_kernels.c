@@ -406,12 +406,14 @@ cleanup:
 }
 
 #include "_ytvis_iou.h"
+#include "_ytvis_accumulate.h"
 
 static PyMethodDef methods[] = {
     {"pack_json", pack_json, METH_VARARGS,
      "pack_json(data: bytes) -> (text, track_start, kind, h, w, off, len, str, runs, "
      "area_start, area_vals) or None."},
     {"video_iou", video_iou, METH_VARARGS, VIDEO_IOU_DOC},
+    {"accumulate", accumulate, METH_VARARGS, ACCUMULATE_DOC},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ytvis_kernels",

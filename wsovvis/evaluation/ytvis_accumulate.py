@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .ytvis_match import AREA_LABELS, IOU_THRESHOLDS, MAX_DETS, REC_THRESHOLDS
+from .ytvis_packed import accumulate_kernel
 
 __all__ = ["accumulate", "summarize", "STAT_NAMES", "SUMMARY_SPECS", "format_stat_line"]
 
@@ -97,6 +98,26 @@ def accumulate(
     if with_scores:
         scores[:, aa, kk] = 0.0
     order = np.lexsort((det_rank, det_vpos, -det_score, det_k))
+    kernel = accumulate_kernel()
+    if kernel is not None:  # the same loop, compiled
+        as_u8 = lambda x: np.ascontiguousarray(x[:, :, order]).view(np.uint8)  # noqa: E731
+        kernel(
+            num_k,
+            num_a,
+            num_t,
+            np.ascontiguousarray(det_k[order], dtype=np.int64),
+            np.ascontiguousarray(det_rank[order], dtype=np.int64),
+            np.ascontiguousarray(det_score[order], dtype=np.float64),
+            as_u8(matched),
+            as_u8(ignored),
+            np.ascontiguousarray(npig, dtype=np.int64),
+            np.ascontiguousarray(REC_THRESHOLDS, dtype=np.float64),
+            np.asarray(MAX_DETS, dtype=np.int64),
+            precision,
+            recall,
+            scores,
+        )
+        return _as_official_layout(precision, recall, scores)
     tp_min_all = _min_tp_for_recall(npig)  # [K, A, R]
     for mi, max_det in enumerate(MAX_DETS):
         sel = order[det_rank[order] < max_det]
@@ -115,6 +136,11 @@ def accumulate(
             recall,
             scores,
         )
+    return _as_official_layout(precision, recall, scores)
+
+
+def _as_official_layout(precision, recall, scores):
+    """[M, A, K, T, R] / [M, A, K, T] buffers as [T, R, K, A, M] / [T, K, A, M] views."""
     if scores is not None:
         scores = scores.transpose(3, 4, 2, 1, 0)
     return precision.transpose(3, 4, 2, 1, 0), recall.transpose(3, 2, 1, 0), scores

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - built by `pip install -e .` when a C c
 
 __all__ = [
     "PackedTracks",
+    "accumulate_kernel",
     "kernels_available",
     "load_json_packed",
     "marker_index",
@@ -40,6 +41,11 @@ MARK = "#"
 def kernels_available() -> bool:
     """Whether the compiled kernels are built and not disabled by ``WSOVVIS_EVAL_KERNELS=0``."""
     return _kernels is not None and os.environ.get("WSOVVIS_EVAL_KERNELS", "1") != "0"
+
+
+def accumulate_kernel():
+    """The compiled ``accumulate`` (see ``_ytvis_accumulate.h``), or None when unavailable."""
+    return _kernels.accumulate if kernels_available() else None
 
 
 @dataclass
