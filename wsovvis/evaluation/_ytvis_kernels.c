@@ -147,7 +147,8 @@ static size_t parse_rle_string(Pack *p, size_t i, int64_t *off, int64_t *len) {
     return i + 1;
 }
 
-/* Uncompressed run lengths [a, b, ...] appended to p->runs; returns the end position or 0. */
+/* Uncompressed run lengths [a, b, ...] appended to p->runs; returns the end position or 0.
+ * The hot loop of a YTVIS GT file: strict JSON integers < 2**32, stored as uint32. */
 static size_t parse_runs(Pack *p, size_t i, int64_t *off, int64_t *len) {
     const unsigned char *d = p->d;
     size_t n = p->n, start = p->runs.n / 4;
@@ -155,18 +156,35 @@ static size_t parse_runs(Pack *p, size_t i, int64_t *off, int64_t *len) {
     i = skip_ws(d, n, i + 1);
     if (i < n && d[i] == ']') goto done;
     for (;;) {
-        uint64_t v;
-        i = parse_uint(d, n, i, 0xFFFFFFFFull, &v);
-        if (!i) return 0;
+        if (buf_reserve(&p->runs, 4)) return 0;
+        if (i >= n) return 0;
+        size_t s = i;
+        unsigned c = (unsigned)d[i] - '0';
+        if (c > 9) return 0;
+        uint64_t v = c;
+        i++;
+        while (i < n && (c = (unsigned)d[i] - '0') <= 9) {
+            v = v * 10 + c;
+            i++;
+            if (i - s > 10) return 0;
+        }
+        if (v > 0xFFFFFFFFull || (d[s] == '0' && i - s > 1)) return 0;
         uint32_t u = (uint32_t)v;
-        if (buf_put(&p->runs, &u, 4)) return 0;
+        memcpy(p->runs.p + p->runs.n, &u, 4);
+        p->runs.n += 4;
+        if (i < n && d[i] == ',') {
+            i++;
+            if (i < n && d[i] == ' ') i++;
+            if (i < n && (unsigned)d[i] - '0' > 9) i = skip_ws(d, n, i);
+            continue;
+        }
         i = skip_ws(d, n, i);
         if (i < n && d[i] == ',') {
             i = skip_ws(d, n, i + 1);
             continue;
         }
         if (i < n && d[i] == ']') break;
-        return 0;
+        return 0; /* '.', 'e', '-', anything else: not a plain uint32 list */
     }
 done:
     *off = (int64_t)start;

@@ -8,8 +8,10 @@ Errors name the offending entry (result index, video id, annotation id) instead 
 pycocotools.
 """
 
+import contextlib
 import logging
 import math
+import mmap
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -73,14 +75,17 @@ def _load_json(path: str, what: str, compact_counts: bool, pack: bool):
         return read_json(path, what), None
     try:
         with open(path, "rb") as f:
+            if pack:  # the packer reads the page cache in place (no copy of a 100+ MB file)
+                with _mapped(f) as data:
+                    return load_json_packed(data, _orjson.loads)
             data = f.read()
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} not found: {path}") from e
+    except _orjson.JSONDecodeError as e:
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
     except OSError as e:
         raise OSError(f"cannot read {what} {path}: {e}") from e
     try:
-        if pack:
-            return load_json_packed(data, _orjson.loads)
         if compact_counts:
             compact = compact_counts_json(data)
             if compact is not None:
@@ -91,6 +96,23 @@ def _load_json(path: str, what: str, compact_counts: bool, pack: bool):
         return _orjson.loads(data), None
     except _orjson.JSONDecodeError as e:
         raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+
+
+@contextlib.contextmanager
+def _mapped(f):
+    """Read-only memory map of an open file (its bytes when it cannot be mapped, e.g. empty)."""
+    try:
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    except (ValueError, OSError, AttributeError):  # empty file, pipe, no mmap on this platform
+        yield f.read()
+        return
+    view = memoryview(mm)
+    try:
+        yield view
+    finally:
+        view.release()
+        mm.close()
 
 
 @dataclass

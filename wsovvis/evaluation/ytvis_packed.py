@@ -124,11 +124,12 @@ class PackedTracks:
         return out
 
 
-def load_json_packed(data: bytes, parse) -> Tuple[Any, Optional[PackedTracks]]:
+def load_json_packed(data, parse) -> Tuple[Any, Optional[PackedTracks]]:
     """Parse JSON bytes with their masks packed (when the kernels are available).
 
     Args:
-        data: the raw JSON document.
+        data: the raw JSON document (bytes or a memoryview of a mapped file; the tables are
+            copies, so it may be released afterwards).
         parse: the JSON parser for the rewritten document (``orjson.loads``).
 
     Returns:
