@@ -19,7 +19,7 @@ from detectron2.utils import comm
 
 from wsovvis.utils.io import atomic_write_json
 
-from .ytvis_data import load_json_fast
+from .ytvis_data import load_ground_truth, load_json_fast
 from .ytvis_eval import evaluate_ytvis, format_summary
 
 __all__ = ["YTVISEvaluator"]
@@ -171,16 +171,17 @@ class YTVISEvaluator(DatasetEvaluator):
             self._logger.info(
                 "Saved %d predictions of %d videos to %s", len(results), len(seen), path
             )
-        # counts lists as "#..." strings: the scorer encodes them with numpy (ytvis_rle_codec)
-        gt = load_json_fast(self._json_file, "ground-truth file", compact_counts=True)
-        if not gt.get("annotations"):
+        # read from the files, the scorer packs the masks for its compiled kernels
+        gt = load_ground_truth(self._json_file)
+        if len(gt.ann_ids) == 0:
             self._logger.warning(
-                "%s has no annotations (test/submission split): predictions are saved for the "
-                "server, no metrics are computed.",
+                "%s has no annotations (test/submission split?) or none of a listed video and "
+                "category: predictions are saved "
+                "for the server, no metrics are computed.",
                 self._json_file,
             )
             return {}
-        missing = sorted({v["id"] for v in gt.get("videos", [])} - seen)
+        missing = sorted(set(gt.video_ids.tolist()) - seen)
         if missing:
             self._logger.warning(
                 "%d GT videos have no predictions (e.g. %s); they count as misses.",
@@ -188,7 +189,10 @@ class YTVISEvaluator(DatasetEvaluator):
                 missing[:5],
             )
         res = evaluate_ytvis(
-            gt, results, class_agnostic=self._class_agnostic, num_workers=self._num_workers
+            gt,
+            path if self._output_dir else results,
+            class_agnostic=self._class_agnostic,
+            num_workers=self._num_workers,
         )
         mode = "class-agnostic" if self._class_agnostic else "per-category"
         self._logger.info(

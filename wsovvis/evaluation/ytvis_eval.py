@@ -9,15 +9,17 @@ visited. Inputs are never modified.
 
 What makes it fast (every step is exact; the arrays equal the official ones bit for bit):
 
-- GT files: uncompressed RLE ``counts`` lists are rewritten to strings in the raw bytes before
-  ``orjson`` parses them, then parsed with ``np.fromstring`` and encoded to compressed RLE by a
-  vectorised copy of the pycocotools encoder, one video at a time (:mod:`.ytvis_rle_codec`);
-  their areas fall out of the same arrays. No Python ``int`` per run length is ever created.
-- IoU: one ``pycocotools.mask.iou`` call (crowd mode: ``|d & g| / |d|``) per (frame, category)
-  or, for small categories, per video on a wide canvas (:mod:`.ytvis_rle_shift`); pycocotools
-  skips pairs with disjoint boxes. Integer intersections, areas and unions are summed in numpy,
-  with one float64 division per pair.
-- Matching, accumulate and summarize are vectorised over all blocks / categories at once.
+- Compiled kernels (``_ytvis_kernels.c``, an optional C extension built by ``pip install -e .``;
+  :mod:`.ytvis_packed`): one pass over each memory-mapped JSON file packs every mask into flat
+  tables (``orjson`` then parses only the small rest); one call computes the integer
+  intersections/unions of all same-category pairs of all videos, decoding each mask once, frame
+  by frame; accumulate is the official loop, compiled.
+- Without them (no compiler, in-memory inputs, masks pycocotools would read in an unusual way):
+  GT ``counts`` lists become strings before parsing and are encoded with numpy
+  (:mod:`.ytvis_rle_codec`); one ``pycocotools.mask.iou`` call (crowd mode) per (frame, category)
+  or per video on a wide canvas (:mod:`.ytvis_rle_shift`); vectorised accumulate.
+- Matching and summarize are vectorised over all blocks / categories; only non-empty
+  (video, category) pairs are visited.
 - The cyclic garbage collector is paused during a call (the parsed JSONs hold millions of
   containers it would otherwise traverse repeatedly).
 """
@@ -38,7 +40,7 @@ from .ytvis_accumulate import (
     split_positions,
     summarize,
 )
-from .ytvis_data import Detections, load_detections, load_ground_truth
+from .ytvis_data import Detections, GroundTruth, load_detections, load_ground_truth
 from .ytvis_match import MAX_DETS, area_outside, match_blocks
 from .ytvis_videos import run_videos
 
@@ -109,7 +111,7 @@ def _select_detections(dets: Detections, num_k: int, class_agnostic: bool):
 
 
 def evaluate_ytvis(
-    gt: Union[str, Dict[str, Any]],
+    gt: Union[str, Dict[str, Any], GroundTruth],
     results: Union[str, List[Dict[str, Any]]],
     class_agnostic: bool = False,
     with_scores: bool = False,
@@ -119,9 +121,12 @@ def evaluate_ytvis(
 
     Args:
         gt: ground-truth JSON path or dict (``videos``, ``categories``, ``annotations`` with
-            ``segmentations`` and ``areas``). Not modified.
+            ``segmentations`` and ``areas``), or a :class:`GroundTruth` already loaded by
+            :func:`load_ground_truth`. Not modified. Paths are fastest: the masks are packed
+            straight from the file for the compiled kernels.
         results: results JSON path or list of ``{"video_id", "score", "category_id",
-            "segmentations": [compressed RLE or null per frame]}``. Not modified.
+            "segmentations": [compressed RLE or null per frame]}``. Not modified. The compiled
+            IoU kernel runs when both inputs come from files.
         class_agnostic: pool categories as the official ``params.useCats = 0``.
         with_scores: also return the official ``scores`` array (same size as ``precision``).
         num_workers: forked processes for the per-video IoU phase (0: none). Results do not
@@ -161,7 +166,7 @@ def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEva
     """:func:`evaluate_ytvis` with the garbage collector already paused."""
     timings = {}
     t0 = time.perf_counter()
-    gtd = load_ground_truth(gt)
+    gtd = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     timings["load_gt"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dets = load_detections(results, gtd)
