@@ -9,8 +9,10 @@
  * Masks are decoded as pycocotools' rleFrString does (6-bit chars 48..111, 0x20 continuation,
  * sign bit 0x10, deltas against counts[m - 2] for m > 2, uint32 wrap-around). A video is flagged
  * (status 1) instead of scored when any mask is one pycocotools would read differently or not at
- * all: a character outside 48..111, a value longer than 6 characters, run lengths not summing
- * to h * w, a frame whose size is not the video's, a canvas of 2**29 pixels or more.
+ * all: a character outside 48..111, a value longer than 6 characters, an empty run after the
+ * first, a frame whose size is not the video's, a canvas of 2**29 pixels or more. A mask whose
+ * run lengths do not sum to h * w is corrupt (status 2; pycocotools can loop forever on it).
+ * Frame kinds: kind & 3 is 0 null, 1 string, 2 run lengths; bit 4 records the key order.
  */
 
 typedef struct {
@@ -83,22 +85,27 @@ static int ivs_reserve(Ivs *s, size_t pairs) {
 }
 
 /* Frame f of a table: area, and foreground intervals appended to s when want_iv.
- * Returns 0, 1 when the frame must be left to pycocotools, -1 when out of memory. */
+ * Returns 0; 1 when the frame must be left to pycocotools (another size, a character outside
+ * the alphabet, a value longer than 6 characters, an empty run after the first: pycocotools
+ * stops merging there); 2 when the run lengths do not sum to h * w (a corrupt mask, on which
+ * pycocotools can loop forever); -1 when out of memory. */
 static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_t w,
                         int want_iv, Ivs *s, int64_t *area) {
     if (t->h[f] != h || t->w[f] != w) return 1;
     int64_t off = t->off[f], len = t->len[f];
     uint64_t pos = 0;
     int64_t a = 0;
+    int zero_run = 0;
     /* every run length takes >= 1 character / list entry: len / 2 + 1 foreground intervals */
     if (want_iv && ivs_reserve(s, (size_t)len / 2 + 1)) return -1;
     uint32_t *iv = want_iv ? s->iv + s->n : NULL;
-    if (t->kind[f] == 2) {
+    if ((t->kind[f] & 3) == 2) {
         if (off < 0 || len < 0 || off + len > t->n_runs) return 1;
         const uint32_t *r = t->runs + off;
         for (int64_t k = 0; k < len; k++) {
             uint32_t c = r[k];
-            if (pos + c > hw) return 1;
+            if (pos + c > hw) return 2;
+            zero_run |= c == 0 && k > 0;
             if ((k & 1) && c) {
                 a += c;
                 if (iv) {
@@ -128,7 +135,8 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
             if (c & 0x10) x |= -((int64_t)1 << (5 * k));
             if (m > 2) x += (int64_t)prev2;
             uint32_t cnt = (uint32_t)x;
-            if (pos + cnt > hw) return 1;
+            if (pos + cnt > hw) return 2;
+            zero_run |= cnt == 0 && m > 0;
             if ((m & 1) && cnt) {
                 a += cnt;
                 if (iv) {
@@ -142,7 +150,8 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
             m++;
         }
     }
-    if (pos != hw) return 1;
+    if (pos != hw) return 2;
+    if (zero_run) return 1;
     if (iv) s->n = (size_t)(iv - s->iv);
     *area = a;
     return 0;
@@ -186,10 +195,11 @@ typedef struct {
     int present, partner;
 } Item;
 
-/* One video; returns 0 scored, 1 left to Python, -1 out of memory. */
+/* One video; returns 0 scored, 1 left to Python, 2 corrupt mask (bad = {item, frame}: item i
+ * >= 0 the i-th detection, -(j + 1) the j-th GT track), -1 out of memory. */
 static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item *di, int64_t nd,
                      const int64_t *dg, Item *gi, int64_t ng, const int64_t *gg, Ivs *s,
-                     int64_t *inter, int64_t *uni, double *iou, double *mean_area) {
+                     int64_t *inter, int64_t *uni, double *iou, double *mean_area, int64_t *bad) {
     uint64_t hw = (uint64_t)h * (uint64_t)w;
     if (h < 0 || w < 0 || hw >= (1ull << 29)) return 1;
     int64_t max_t = 0;
@@ -219,6 +229,8 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
             if (dt->kind[f] == 0) continue;
             it->iv_off = (int64_t)s->n;
             rc = decode_frame(dt, f, hw, h, w, it->partner, s, &it->area);
+            bad[0] = i;
+            bad[1] = t;
             it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
             it->present = 1;
             asum[i] += it->area;
@@ -232,6 +244,8 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
             if (gt->kind[f] == 0) continue;
             it->iv_off = (int64_t)s->n;
             rc = decode_frame(gt, f, hw, h, w, 1, s, &it->area);
+            bad[0] = -(j + 1);
+            bad[1] = t;
             it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
             it->present = 1;
         }
@@ -263,11 +277,13 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
 
 #define VIDEO_IOU_DOC                                                                          \
     "video_iou(dt_tabs, gt_tabs, hw, v_d, d_ids, d_grp, v_g, g_ids, g_grp) -> (iou, "         \
-    "mean_area, status).\n\nFor video v: detections d_ids[v_d[v]:v_d[v+1]] (tracks of "       \
+    "mean_area, status, bad).\n\nFor video v: detections d_ids[v_d[v]:v_d[v+1]] (tracks of "       \
     "dt_tabs, groups d_grp), GT g_ids[v_g[v]:v_g[v+1]] (gt_tabs, g_grp), size hw[2v], "        \
     "hw[2v+1]. iou: float64, the D x G matrices of the videos concatenated (0 across groups); " \
     "mean_area: float64 per detection (mean of its non-zero frame areas); status: int8 per "   \
-    "video, 1 where the video must be scored by pycocotools instead."
+    "video, 1 where the video must be scored by pycocotools instead, 2 where a mask's run "   \
+    "lengths do not sum to h * w; bad: int64 [V, 2], for status 2 the (item, frame) of that "  \
+    "mask, item i >= 0 the i-th detection of the video, -(j + 1) its j-th GT track."
 
 static PyObject *video_iou(PyObject *self, PyObject *args) {
     PyObject *dto, *gto;
@@ -276,7 +292,7 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
                           &gib, &ggb))
         return NULL;
     Py_buffer *bufs[] = {&hwb, &vdb, &dib, &dgb, &vgb, &gib, &ggb};
-    PyObject *result = NULL, *iou_o = NULL, *area_o = NULL, *status_o = NULL;
+    PyObject *result = NULL, *iou_o = NULL, *area_o = NULL, *status_o = NULL, *bad_o = NULL;
     Tabs dt, gt;
     int have_dt = 0, have_gt = 0;
     Item *items = NULL;
@@ -320,15 +336,17 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
     iou_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(total * 8));
     area_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(ndt * 8));
     status_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nv);
+    bad_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * nv));
     items = malloc(sizeof(Item) * (size_t)(max_d + max_g + 1));
     scratch = malloc(sizeof(int64_t) * (size_t)(2 * max_dg + 1));
-    if (!iou_o || !area_o || !status_o) goto done;
+    if (!iou_o || !area_o || !status_o || !bad_o) goto done;
     if (!items || !scratch) {
         PyErr_NoMemory();
         goto done;
     }
     double *iou = (double *)PyBytes_AS_STRING(iou_o), *area = (double *)PyBytes_AS_STRING(area_o);
     int8_t *status = (int8_t *)PyBytes_AS_STRING(status_o);
+    int64_t *bad = (int64_t *)PyBytes_AS_STRING(bad_o);
     int oom = 0;
     Py_BEGIN_ALLOW_THREADS;
     int64_t pos = 0;
@@ -339,9 +357,10 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
         for (int64_t j = 0; j < ng; j++) gi[j].track = gids[g0 + j];
         int rc = one_video(&dt, &gt, (int32_t)hw[2 * v], (int32_t)hw[2 * v + 1], di, nd,
                            dgr + d0, gi, ng, ggr + g0, &s, scratch, scratch + max_dg, iou + pos,
-                           area + d0);
+                           area + d0, bad + 2 * v);
         if (rc < 0) oom = 1;
-        status[v] = (int8_t)(rc != 0);
+        status[v] = (int8_t)(rc > 0 ? rc : 0);
+        if (rc != 2) bad[2 * v] = bad[2 * v + 1] = 0;
         if (rc) {
             for (int64_t k = 0; k < nd * ng; k++) iou[pos + k] = 0.0;
             for (int64_t i = 0; i < nd; i++) area[d0 + i] = 0.0;
@@ -353,11 +372,12 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    result = PyTuple_Pack(3, iou_o, area_o, status_o);
+    result = PyTuple_Pack(4, iou_o, area_o, status_o, bad_o);
 done:
     Py_XDECREF(iou_o);
     Py_XDECREF(area_o);
     Py_XDECREF(status_o);
+    Py_XDECREF(bad_o);
     free(items);
     free(scratch);
     free(s.iv);

@@ -3,8 +3,8 @@
  *
  * pack_json(data)  scans the raw bytes of a YTVIS JSON document once. Every
  *     "segmentations": [ null | {"size": [h, w], "counts": "<compressed>" | [run, ...]}, ... ]
- *   value becomes the string "#<track>", its frames rows of flat tables (kind, h, w, offset,
- *   length) and its masks bytes (compressed strings, unescaped) or uint32 runs (uncompressed
+ *   value becomes the string "#<track>", its frames rows of flat tables (kind: 0 null, 1 string,
+ *   2 run lengths, + 4 when "counts" was written before "size"; h, w, offset, length) and its masks bytes (compressed strings, unescaped) or uint32 runs (uncompressed
  *   lists). Every "areas": [int | null, ...] value becomes "#<list>" with its values in an int64
  *   table. Anything else (polygons, floats, extra keys, escapes other than \\ and \/, invalid
  *   syntax) keeps its original text, so the JSON parser sees and reports it unchanged. Returns
@@ -196,7 +196,7 @@ done:
 static size_t parse_frame(Pack *p, size_t i) {
     const unsigned char *d = p->d;
     size_t n = p->n;
-    int have_size = 0, have_counts = 0;
+    int have_size = 0, have_counts = 0, counts_first = 0;
     uint64_t h = 0, w = 0;
     int64_t off = 0, len = 0;
     int8_t kind = 0;
@@ -231,6 +231,7 @@ static size_t parse_frame(Pack *p, size_t i) {
             }
             if (!i) return 0;
             have_counts = 1;
+            counts_first = !have_size;
         } else {
             return 0;
         }
@@ -242,6 +243,7 @@ static size_t parse_frame(Pack *p, size_t i) {
         if (i < n && d[i] == '}' && have_size && have_counts) break;
         return 0;
     }
+    kind |= (int8_t)(counts_first << 2); /* key order, to rebuild the object as written */
     if (buf_put(&p->kind, &kind, 1)) return 0;
     int32_t h32 = (int32_t)h, w32 = (int32_t)w;
     if (buf_put(&p->fh, &h32, 4) || buf_put(&p->fw, &w32, 4) || buf_put(&p->foff, &off, 8) ||

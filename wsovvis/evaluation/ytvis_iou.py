@@ -95,7 +95,7 @@ def convert_gt_frames(
                 )
         out.append(row)
     if marked:
-        encoded = encode_marked(marked)
+        encoded = encode_marked(marked, with_totals=True)
         if encoded is None:  # not plain uint32 lists: the JSON lists and pycocotools decide
             pending.extend(
                 {"size": sz, "counts": marked_to_list(c)}
@@ -103,10 +103,15 @@ def convert_gt_frames(
             )
             slots.extend((ti, t) for ti, t, _ in marked_slots)
         else:
-            for c, a, (ti, t, sz) in zip(*encoded, marked_slots):
+            for c, a, total, (ti, t, sz) in zip(*encoded, marked_slots):
+                _check_total(total, sz, ann_ids[ti], video_id, t)
                 rle = {"size": list(sz), "counts": c}
                 out[ti][t] = rle
                 known_areas[id(rle)] = a
+    for rle, (ti, t) in zip(pending, slots):
+        size = rle["size"]
+        if all(type(c) is int for c in rle["counts"]) and len(size) == 2:
+            _check_total(sum(rle["counts"]), size, ann_ids[ti], video_id, t)
     if pending:
         h, w = hw if hw is not None else (0, 0)
         try:
@@ -120,6 +125,15 @@ def convert_gt_frames(
         for (ti, t), rle in zip(slots, rles):
             out[ti][t] = rle
     return out, known_areas
+
+
+def _check_total(total: int, size, ann_id: int, video_id: int, t: int) -> None:
+    """A mask whose run lengths do not sum to h * w is corrupt (pycocotools can hang on it)."""
+    if total != int(size[0]) * int(size[1]):
+        raise ValueError(
+            f"GT annotation id={ann_id} (video_id={video_id}) frame {t}: the RLE run lengths do "
+            f"not sum to height x width = {int(size[0])} x {int(size[1])} (a corrupt mask)"
+        )
 
 
 def check_result_frames(

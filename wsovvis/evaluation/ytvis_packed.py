@@ -54,7 +54,8 @@ class PackedTracks:
 
     Attributes:
         track_start: int64 [tracks + 1], frame rows of each track.
-        kind: int8 [frames], 0 null, 1 compressed string, 2 uncompressed run lengths.
+        kind: int8 [frames], ``kind & 3``: 0 null, 1 compressed string, 2 uncompressed run
+            lengths; ``kind & 4``: ``counts`` was written before ``size``.
         h, w: int32 [frames], the RLE ``size``.
         off, length: int64 [frames], slice of ``strings`` (kind 1) or ``runs`` (kind 2).
         strings: uint8, unescaped compressed RLE strings; runs: uint32 run lengths.
@@ -93,14 +94,15 @@ class PackedTracks:
     def frame(self, f: int) -> Optional[dict]:
         """Frame row ``f`` as the JSON object it was read from (None for null)."""
         kind = int(self.kind[f])
-        if kind == 0:
+        if kind & 3 == 0:
             return None
         o, n = int(self.off[f]), int(self.length[f])
-        if kind == 1:
+        if kind & 3 == 1:
             counts: Any = self.strings[o : o + n].tobytes().decode("ascii")
         else:
             counts = self.runs[o : o + n].tolist()
-        return {"size": [int(self.h[f]), int(self.w[f])], "counts": counts}
+        size = [int(self.h[f]), int(self.w[f])]
+        return {"counts": counts, "size": size} if kind & 4 else {"size": size, "counts": counts}
 
     def segmentations(self, track: int) -> List[Optional[dict]]:
         """Track ``track`` as its original ``segmentations`` list."""
@@ -183,12 +185,14 @@ def packed_video_iou(
             class-agnostic mode). ``g_bounds`` / ``g_tracks`` / ``g_group`` likewise for GT.
 
     Returns:
-        ``(iou, mean_area, flagged)``: float64, the ``D_v x G_v`` matrices concatenated (0
-        across groups); float64 mean non-zero area per detection; bool [V], videos to score with
-        pycocotools instead (their entries are 0).
+        ``(iou, mean_area, status, bad)``: float64, the ``D_v x G_v`` matrices concatenated (0
+        across groups); float64 mean non-zero area per detection; int8 [V] status, 0 scored, 1
+        to score with pycocotools instead, 2 a corrupt mask (run lengths not summing to
+        ``h * w``; entries of status != 0 are 0); int64 [V, 2] for status 2 the (item, frame) of
+        that mask, item ``i >= 0`` the i-th detection of the video, ``-(j + 1)`` its j-th GT.
     """
     as64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)  # noqa: E731
-    iou, area, status = _kernels.video_iou(
+    iou, area, status, bad = _kernels.video_iou(
         dets.tables,
         gts.tables,
         as64(hw).ravel(),
@@ -202,7 +206,8 @@ def packed_video_iou(
     return (
         np.frombuffer(iou, dtype=np.float64),
         np.frombuffer(area, dtype=np.float64),
-        np.frombuffer(status, dtype=np.int8).astype(bool),
+        np.frombuffer(status, dtype=np.int8),
+        np.frombuffer(bad, dtype=np.int64).reshape(-1, 2),
     )
 
 

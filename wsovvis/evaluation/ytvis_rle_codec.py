@@ -137,21 +137,22 @@ def _split_counts(strings: Sequence[str]):
     return values, lengths
 
 
-def encode_marked(strings: Sequence[str]) -> Optional[Tuple[List[bytes], List[int]]]:
+def encode_marked(strings: Sequence[str], with_totals: bool = False):
     """Compressed RLE ``counts`` (bytes) of marker strings, as ``frUncompressedRLE`` gives.
 
     Args:
         strings: ``"#..."`` marker strings (see :func:`compact_counts_json`).
+        with_totals: also return the sum of the run lengths of each string.
 
     Returns:
         ``(counts, areas)``: one bytes object and one mask area (sum of the odd-indexed runs)
-        per string; None when the slow path (:func:`marked_to_list`) must be used: run
+        per string (plus the run-length totals with ``with_totals``); None when the slow path (:func:`marked_to_list`) must be used: run
         lengths >= 2**32 (which pycocotools rejects) or anything but plain non-negative
         integers, including lists that are not valid JSON (``[1,,2]``, ``[01]``).
     """
     n = len(strings)
     if n == 0:
-        return [], []
+        return ([], [], []) if with_totals else ([], [])
     values, lengths = _split_counts(strings)
     if values is None or (len(values) and int(values.max()) >= 2**32):
         return None
@@ -189,4 +190,8 @@ def encode_marked(strings: Sequence[str]) -> Optional[Tuple[List[bytes], List[in
     begins, ends = char_end[starts], char_end[starts + lengths]
     fg = np.concatenate([[0], np.cumsum(values * (pos & 1))])  # odd-indexed runs are 1s
     areas = (fg[starts + lengths] - fg[starts]).tolist()
-    return [chars[a:b] for a, b in zip(begins.tolist(), ends.tolist())], areas
+    encoded = [chars[a:b] for a, b in zip(begins.tolist(), ends.tolist())]
+    if with_totals:
+        total = np.concatenate([[0], np.cumsum(values)])
+        return encoded, areas, (total[starts + lengths] - total[starts]).tolist()
+    return encoded, areas

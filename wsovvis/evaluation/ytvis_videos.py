@@ -90,11 +90,20 @@ def _check_packed_frames(gt: GroundTruth, dets: Detections, order: np.ndarray) -
     ]
     hw = np.array([x if x is not None else (-1, -1) for x in gt.video_hw], dtype=np.int64)
     vhw = hw[dets.video_pos[sel]][det_of_frame]
-    kind = packed.kind[frame]
+    kind = packed.kind[frame] & 3
     bad = kind == 2  # uncompressed counts are not a valid result frame
-    bad |= (kind == 1) & (vhw[:, 0] >= 0) & ((packed.h[frame] != vhw[:, 0]) | (packed.w[frame] != vhw[:, 1]))
+    size_differs = (packed.h[frame] != vhw[:, 0]) | (packed.w[frame] != vhw[:, 1])
+    bad |= (kind == 1) & (vhw[:, 0] >= 0) & size_differs
     if bad.any():
         i = int(sel[det_of_frame[np.argmax(bad)]])
+        # report the error the official order (video, then block order) meets first: unpacked
+        # detections placed before this one are checked first
+        first = int(np.nonzero(order == i)[0][0])
+        for j in order[:first][dets.tracks[order[:first]] < 0].tolist():
+            p = int(dets.video_pos[j])
+            check_result_frames(
+                dets.segs[j], gt.video_hw[p], int(dets.result_index[j]), int(gt.video_ids[p])
+            )
         p = int(dets.video_pos[i])
         check_result_frames(
             packed.segmentations(int(dets.tracks[i])),
@@ -122,7 +131,7 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
     d_all = np.nonzero(d_sel)[0] if len(kept) else np.zeros(0, np.int64)
     hw = np.array([gt.video_hw[p] for p in pos.tolist()], dtype=np.int64).reshape(-1, 2)
     g_group = np.zeros(len(g_all), np.int64) if class_agnostic else gt.cat_pos[g_all]
-    iou, area, flagged = packed_video_iou(
+    iou, area, status, bad = packed_video_iou(
         dets.packed,
         gt.packed,
         hw,
@@ -133,11 +142,23 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
         gt.tracks[g_all],
         g_group,
     )
+    for j in np.nonzero(status == 2)[0][:1].tolist():
+        p, (item, t) = int(pos[j]), bad[j].tolist()
+        if item >= 0:
+            i = int(kept[d_all[int(d_cnt[:j].sum()) + item]])
+            what = f"results[{int(dets.result_index[i])}]"
+        else:
+            what = f"GT annotation id={int(gt.ann_ids[g_lists[j][-item - 1]])}"
+        h, w = gt.video_hw[p]
+        raise ValueError(
+            f"{what} (video_id={int(gt.video_ids[p])}) frame {t}: the RLE run lengths do not "
+            f"sum to height x width = {h} x {w} (a corrupt mask)"
+        )
     scored: Dict[int, tuple] = {}
     i_off = d_off = g_off = 0
     for j, p in enumerate(pos.tolist()):
         nd, ng = int(d_cnt[j]), int(g_cnt[j])
-        if not flagged[j] and (nd or ng):
+        if not status[j] and (nd or ng):
             d0 = int(kept_bounds[p])
             gk = g_group[g_off : g_off + ng]
             mat = iou[i_off : i_off + nd * ng].reshape(nd, ng)
@@ -146,7 +167,7 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
         i_off += nd * ng
         d_off += nd
         g_off += ng
-    return scored, pos[flagged].tolist()
+    return scored, pos[status != 0].tolist()
 
 
 def _chunks(items: List[int], parts: int) -> List[List[int]]:
