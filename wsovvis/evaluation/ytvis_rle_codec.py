@@ -16,8 +16,10 @@ millions for LV-VIS), and ``pycocotools`` then iterates them again to build comp
 
 Anything unusual (run lengths >= 2**32, signs, floats such as ``1e3``, invalid JSON lists, sizes
 that are not two ints) falls back to the lists decoded by the JSON module (:func:`marked_to_list`),
-so the regular code path, including its errors, applies. Invalid JSON inside a list of a GT track that is never
-scored is not reported (the lists are decoded lazily, one video at a time).
+so the regular code path, including its errors, applies. Invalid JSON inside a list of a GT track
+that is never scored is not reported (the lists are decoded lazily, one video at a time).
+
+This is the path without the compiled kernels (:mod:`.ytvis_packed` packs the lists in C instead).
 """
 
 import json
@@ -146,9 +148,10 @@ def encode_marked(strings: Sequence[str], with_totals: bool = False):
 
     Returns:
         ``(counts, areas)``: one bytes object and one mask area (sum of the odd-indexed runs)
-        per string (plus the run-length totals with ``with_totals``); None when the slow path (:func:`marked_to_list`) must be used: run
-        lengths >= 2**32 (which pycocotools rejects) or anything but plain non-negative
-        integers, including lists that are not valid JSON (``[1,,2]``, ``[01]``).
+        per string (plus the run-length totals with ``with_totals``); None when the slow path
+        (:func:`marked_to_list`) must be used: run lengths >= 2**32 (which pycocotools
+        rejects) or anything but plain non-negative integers, including lists that are not
+        valid JSON (``[1,,2]``, ``[01]``).
     """
     n = len(strings)
     if n == 0:

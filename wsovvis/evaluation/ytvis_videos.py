@@ -121,14 +121,12 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
         ``(scored, flagged)``: video position -> (blocks, mean areas); positions the kernel
         left to the numpy/pycocotools path.
     """
-    nv = len(gt.video_ids)
     pos = np.nonzero(candidates)[0]
     d_cnt = (kept_bounds[1:] - kept_bounds[:-1])[pos]
     g_lists = [gt.by_video[p] for p in pos.tolist()]
     g_all = np.concatenate(g_lists) if g_lists else np.zeros(0, np.int64)
     g_cnt = np.array([len(g) for g in g_lists], dtype=np.int64)
-    d_sel = candidates[np.searchsorted(kept_bounds, np.arange(len(kept)), side="right") - 1] if nv else None
-    d_all = np.nonzero(d_sel)[0] if len(kept) else np.zeros(0, np.int64)
+    d_all = np.nonzero(candidates[dets.video_pos[kept]])[0]  # kept detections of those videos
     hw = np.array([gt.video_hw[p] for p in pos.tolist()], dtype=np.int64).reshape(-1, 2)
     g_group = np.zeros(len(g_all), np.int64) if class_agnostic else gt.cat_pos[g_all]
     iou, area, status, bad = packed_video_iou(
