@@ -6,8 +6,9 @@
  *   value becomes the string "#<track>", its frames rows of flat tables (kind: 0 null, 1 string,
  *   2 run lengths, + 4 when "counts" was written before "size"; h, w, offset, length) and its
  *   masks bytes (compressed strings, unescaped) or uint32 runs (uncompressed lists). Every
- *   "areas": [int | null, ...] value becomes "#<list>" with its values in an int64 table. Anything else (polygons, floats, extra keys, escapes other than \\ and \/, invalid
- *   syntax) keeps its original text, so the JSON parser sees and reports it unchanged. Returns
+ *   "areas": [int | null, ...] value becomes "#<list>" with its values in an int64 table.
+ *   Anything else (polygons, floats, extra keys, escapes other than \\ and \/, invalid syntax)
+ *   keeps its original text, so the JSON parser sees and reports it unchanged. Returns
  *   None when such a key already holds a string (a marker would be ambiguous).
  *
  * video_iou(...)  computes, for a batch of videos, the official video IoU of every
