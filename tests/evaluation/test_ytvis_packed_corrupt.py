@@ -81,10 +81,11 @@ def _gt_long_in_video_8(gt, res):
 
 
 def _gt_short_in_a_flagged_video(gt, res):
-    # frame 0 of another size: the kernel leaves video 4 to path 1, which finds the mask
+    # frame 0 of another size would leave video 4 to path 1; the kernel still reads the video
+    # to the end and reports the corrupt mask, as path 1 does
     gt["annotations"][0]["segmentations"][0] = compressed(np.ones((21, 30), np.uint8))
     gt["annotations"][1]["segmentations"][2]["counts"][-1] -= 1
-    return "GT annotation id=2", 4, 2, [1, 0, 0], (0, 0)
+    return "GT annotation id=2", 4, 2, [2, 0, 0], (-2, 2)
 
 
 GT_LIST_CASES = [_gt_short, _gt_long, _gt_short_disjoint_boxes, _gt_long_in_video_8]
@@ -196,16 +197,11 @@ def test_corrupt_string_in_a_dropped_result_is_not_an_error(tmp_path, spy, monke
     assert packed[0] == "ok" and status.tolist() == [0, 0, 0]
 
 
-# ------------------------------------------------------------------ known discrepancies
+# ------------------------------------------------------------------ which error comes first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the kernel decodes frames t < the longest detection of the video only: a corrupt GT "
-    "list frame past every detection's length is not reported by the packed path (it scores "
-    "the video), path 1 raises",
-)
 def test_corrupt_gt_list_past_the_detections_length(tmp_path):
+    # the kernel reads paired GT tracks to their end, as path 1 converts them
     gt, res = base_scene()
     video_of(gt, 4)["length"] = None
     for r in res:
@@ -216,12 +212,8 @@ def test_corrupt_gt_list_past_the_detections_length(tmp_path):
     assert errors(tmp_path, gt, res) == [message] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two corrupt GT lists in one video: path 1 reports the first in (track, frame) "
-    "order, the kernel the first in (frame, track) order",
-)
 def test_first_corrupt_gt_list_of_a_video(tmp_path):
+    # two corrupt tracks: the first by (track, frame) is reported, not the first frame
     gt, res = base_scene(gt_counts="list")
     gt["annotations"][0]["segmentations"][2]["counts"][-1] -= 3
     gt["annotations"][1]["segmentations"][1]["counts"][-1] -= 3
@@ -229,12 +221,8 @@ def test_first_corrupt_gt_list_of_a_video(tmp_path):
     assert errors(tmp_path, gt, res) == [message] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a corrupt GT list in a video the kernel leaves to path 1 is found only after the "
-    "kernel's status-2 error of a later video is raised: another message than path 1's",
-)
 def test_corrupt_gt_list_of_a_flagged_video_before_a_corrupt_video(tmp_path):
+    # the earlier video is reported even though the kernel hands it to path 1
     gt, res = base_scene(gt_counts="list")
     gt["annotations"][0]["segmentations"][0] = uncompressed(np.ones((21, 30), np.uint8))
     gt["annotations"][0]["segmentations"][2]["counts"][-1] -= 3  # video 4, flagged
@@ -243,13 +231,8 @@ def test_corrupt_gt_list_of_a_flagged_video_before_a_corrupt_video(tmp_path):
     assert errors(tmp_path, gt, res) == [message] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the packed path checks every result frame before any GT mask; path 1 goes video "
-    "by video: a corrupt GT list of an earlier video is reported by path 1, a bad result frame "
-    "of a later video by the packed path",
-)
 def test_corrupt_gt_list_before_a_bad_result_frame_of_a_later_video(tmp_path):
+    # errors come in video order, whichever check finds them
     gt, res = base_scene()
     gt["annotations"][1]["segmentations"][1]["counts"][-1] -= 3
     res[7]["segmentations"][2] = compressed(np.ones((21, 30), np.uint8))  # video 8 is 9x12
@@ -258,12 +241,8 @@ def test_corrupt_gt_list_before_a_bad_result_frame_of_a_later_video(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="the kernel stops at the first status-1 frame of a video: a corrupt detection string "
-    "on a later frame is not reported and the video goes to pycocotools (which may hang on it)",
-)
 def test_corrupt_result_string_in_a_flagged_video(tmp_path):
+    # a video with a frame of another size is still read to the end: no pycocotools hang
     gt, res = base_scene()
     gt["annotations"][0]["segmentations"][0] = uncompressed(np.ones((21, 30), np.uint8))
     # box apart from every GT box of the frame: pycocotools never merges it (no hang)

@@ -287,13 +287,15 @@ def test_status_and_bad_of_a_batch_of_videos():
     videos = [
         # 0: plain, two groups, frames absent or written counts first
         ((6, 5), [(0, [D, D_first, None]), (1, [None, D2])], [(0, [G, None]), (1, [G, G, G])]),
-        # 1: detection 2 (no GT in its group) corrupt at frame 1, detection 0 at frame 3
+        # 1: detection 2 (no GT in its group) corrupt at frame 1, detection 0 at frame 3: the
+        # first detection is reported
         ((6, 5), [(0, [D, D, D, _BAD_D]), (0, [D] * 4), (1, [D, _BAD_D, D])], [(0, [G] * 4)]),
-        # 2: GT 1 corrupt at frame 1, detection 0 at frame 2: the first frame is reported
+        # 2: GT 1 corrupt at frame 1, detection 0 at frame 2: GT first (the Python path's order)
         ((6, 5), [(0, [D, D, _BAD_D])], [(0, [G, G, G]), (0, [G, _BAD_G, G])]),
-        # 3: detection and GT corrupt on the same frame: detections are decoded first
+        # 3: detection and GT corrupt on the same frame: the GT is reported
         ((6, 5), [(0, [D, D]), (0, [D, _BAD_D])], [(0, [G, _BAD_G])]),
-        # 4: a frame of another size first: left to path 1 (the corrupt mask is not reached)
+        # 4: a frame of another size first: the video is still read to the end, the corrupt
+        # masks are reported (GT first)
         ((6, 5), [(0, [other, _BAD_D])], [(0, [G, _BAD_G])]),
         # 5: a corrupt GT of a group without detections is never decoded
         ((6, 5), [(0, [D, D])], [(1, [G, _BAD_G]), (0, [G, G])]),
@@ -301,8 +303,8 @@ def test_status_and_bad_of_a_batch_of_videos():
         ((6, 5), [], []),
     ]
     out = _kernel_iou(videos)
-    assert [o[2] for o in out] == [0, 2, 2, 2, 1, 0, 0]
-    assert [o[3] for o in out] == [(0, 0), (2, 1), (-2, 1), (1, 1), (0, 0), (0, 0), (0, 0)]
+    assert [o[2] for o in out] == [0, 2, 2, 2, 2, 0, 0]
+    assert [o[3] for o in out] == [(0, 0), (0, 3), (-2, 1), (-1, 1), (-1, 1), (0, 0), (0, 0)]
     for iou, area, status, _ in out[1:5]:
         assert not iou.any() and not area.any()
     iou, area, _, _ = out[0]

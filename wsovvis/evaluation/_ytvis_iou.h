@@ -91,7 +91,12 @@ static int ivs_reserve(Ivs *s, size_t pairs) {
  * pycocotools can loop forever); -1 when out of memory. */
 static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_t w,
                         int want_iv, Ivs *s, int64_t *area) {
-    if (t->h[f] != h || t->w[f] != w) return 1;
+    /* a frame of another size is checked against its own size, then left to pycocotools */
+    int other_size = t->h[f] != h || t->w[f] != w;
+    if (other_size) {
+        hw = (uint64_t)(uint32_t)t->h[f] * (uint64_t)(uint32_t)t->w[f];
+        want_iv = 0;
+    }
     int64_t off = t->off[f], len = t->len[f];
     uint64_t pos = 0;
     int64_t a = 0;
@@ -151,7 +156,7 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
         }
     }
     if (pos != hw) return 2;
-    if (zero_run) return 1;
+    if (zero_run || other_size) return 1;
     if (iv) s->n = (size_t)(iv - s->iv);
     *area = a;
     return 0;
@@ -213,43 +218,54 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
         gi[j].partner = 0;
         for (int64_t i = 0; i < nd; i++)
             if (dg[i] == gg[j]) di[i].partner = gi[j].partner = 1;
+        if (gi[j].partner && gi[j].frames > max_t) max_t = gi[j].frames; /* checked to the end */
     }
     memset(inter, 0, sizeof(int64_t) * nd * ng);
     memset(uni, 0, sizeof(int64_t) * nd * ng);
     int64_t *asum = calloc(2 * (size_t)nd + 1, sizeof(int64_t)), *acnt = asum + nd;
     if (!asum) return -1;
-    int rc = 0;
-    for (int64_t t = 0; t < max_t && !rc; t++) {
+    /* a video with a frame for pycocotools (status 1) is still read to the end, so that a
+     * corrupt mask anywhere is reported (status 2): the first GT track by (track, frame), as the
+     * Python path converts them, else the first detection by (detection, frame) */
+    int flagged = 0;
+    int64_t bad_g = -1, bad_gt = 0, bad_d = -1, bad_dt = 0;
+    for (int64_t t = 0; t < max_t; t++) {
+        int scoring = !flagged && bad_g < 0 && bad_d < 0;
         s->n = 0;
-        for (int64_t i = 0; i < nd && !rc; i++) {
+        for (int64_t i = 0; i < nd; i++) {
             Item *it = &di[i];
             it->present = 0;
             if (t >= it->frames) continue;
             int64_t f = dt->track_start[it->track] + t;
-            if (dt->kind[f] == 0) continue;
+            if ((dt->kind[f] & 3) == 0) continue;
             it->iv_off = (int64_t)s->n;
-            rc = decode_frame(dt, f, hw, h, w, it->partner, s, &it->area);
-            bad[0] = i;
-            bad[1] = t;
+            int rc = decode_frame(dt, f, hw, h, w, scoring && it->partner, s, &it->area);
+            if (rc < 0) goto oom;
+            if (rc == 2 && (bad_d < 0 || i < bad_d)) bad_d = i, bad_dt = t;
+            flagged |= rc == 1;
+            if (rc) continue;
             it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
             it->present = 1;
             asum[i] += it->area;
             acnt[i] += it->area > 0;
         }
-        for (int64_t j = 0; j < ng && !rc; j++) {
+        scoring = !flagged && bad_g < 0 && bad_d < 0;
+        for (int64_t j = 0; j < ng; j++) {
             Item *it = &gi[j];
             it->present = 0;
             if (t >= it->frames || !it->partner) continue;
             int64_t f = gt->track_start[it->track] + t;
-            if (gt->kind[f] == 0) continue;
+            if ((gt->kind[f] & 3) == 0) continue;
             it->iv_off = (int64_t)s->n;
-            rc = decode_frame(gt, f, hw, h, w, 1, s, &it->area);
-            bad[0] = -(j + 1);
-            bad[1] = t;
+            int rc = decode_frame(gt, f, hw, h, w, scoring, s, &it->area);
+            if (rc < 0) goto oom;
+            if (rc == 2 && (bad_g < 0 || j < bad_g)) bad_g = j, bad_gt = t;
+            flagged |= rc == 1;
+            if (rc) continue;
             it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
             it->present = 1;
         }
-        if (rc) break;
+        if (flagged || bad_g >= 0 || bad_d >= 0) continue; /* only checking from here on */
         for (int64_t i = 0; i < nd; i++) {
             Item *a = &di[i];
             if (!a->partner || t >= a->frames) continue;
@@ -265,7 +281,14 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
             }
         }
     }
-    if (!rc) {
+    int rc = 0;
+    if (bad_g >= 0 || bad_d >= 0) {
+        rc = 2;
+        bad[0] = bad_g >= 0 ? -(bad_g + 1) : bad_d;
+        bad[1] = bad_g >= 0 ? bad_gt : bad_dt;
+    } else if (flagged) {
+        rc = 1;
+    } else {
         for (int64_t k = 0; k < nd * ng; k++)
             iou[k] = uni[k] > 0 ? (double)inter[k] / (double)uni[k] : 0.0;
         for (int64_t i = 0; i < nd; i++)
@@ -273,6 +296,9 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
     }
     free(asum);
     return rc;
+oom:
+    free(asum);
+    return -1;
 }
 
 #define VIDEO_IOU_DOC                                                                          \

@@ -104,6 +104,10 @@ class PackedTracks:
         size = [int(self.h[f]), int(self.w[f])]
         return {"counts": counts, "size": size} if kind & 4 else {"size": size, "counts": counts}
 
+    def frame_row(self, track: int, t: int) -> int:
+        """Row of frame ``t`` of track ``track`` in the frame tables."""
+        return int(self.track_start[track]) + int(t)
+
     def segmentations(self, track: int) -> List[Optional[dict]]:
         """Track ``track`` as its original ``segmentations`` list."""
         f0, f1 = int(self.track_start[track]), int(self.track_start[track + 1])

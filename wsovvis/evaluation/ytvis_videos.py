@@ -77,49 +77,52 @@ def _python_videos(positions: List[int]):
     return out
 
 
-def _check_packed_frames(gt: GroundTruth, dets: Detections, order: np.ndarray) -> None:
-    """Vectorised :func:`check_result_frames` of every packed detection (raises its error)."""
+def _first_bad_packed_frame(gt: GroundTruth, dets: Detections, order: np.ndarray):
+    """Vectorised :func:`check_result_frames` of every packed detection.
+
+    Returns:
+        The index of the first detection (in ``order``) with a frame that is not a compressed
+        RLE of the video's size, or None.
+    """
     packed = dets.packed
     sel = order[dets.tracks[order] >= 0]
     tracks = dets.tracks[sel]
     start = packed.track_start[tracks]
     count = packed.track_start[tracks + 1] - start
     det_of_frame = np.repeat(np.arange(len(sel)), count)
-    frame = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + start[
-        det_of_frame
-    ]
+    first_frame = np.repeat(np.cumsum(count) - count, count)
+    frame = np.arange(int(count.sum())) - first_frame + start[det_of_frame]
     hw = np.array([x if x is not None else (-1, -1) for x in gt.video_hw], dtype=np.int64)
     vhw = hw[dets.video_pos[sel]][det_of_frame]
     kind = packed.kind[frame] & 3
     bad = kind == 2  # uncompressed counts are not a valid result frame
     size_differs = (packed.h[frame] != vhw[:, 0]) | (packed.w[frame] != vhw[:, 1])
     bad |= (kind == 1) & (vhw[:, 0] >= 0) & size_differs
-    if bad.any():
-        i = int(sel[det_of_frame[np.argmax(bad)]])
-        # report the error the official order (video, then block order) meets first: unpacked
-        # detections placed before this one are checked first
-        first = int(np.nonzero(order == i)[0][0])
-        for j in order[:first][dets.tracks[order[:first]] < 0].tolist():
-            p = int(dets.video_pos[j])
-            check_result_frames(
-                dets.segs[j], gt.video_hw[p], int(dets.result_index[j]), int(gt.video_ids[p])
-            )
-        p = int(dets.video_pos[i])
+    return int(sel[det_of_frame[np.argmax(bad)]]) if bad.any() else None
+
+
+def _raise_result_frame_error(gt: GroundTruth, dets: Detections, order: np.ndarray, i: int):
+    """Raise the :func:`check_result_frames` error of detection ``i`` (after those of the
+    unpacked detections placed before it, which the reference order meets first)."""
+    first = int(np.nonzero(order == i)[0][0])
+    for j in order[:first].tolist() + [i]:
+        p = int(dets.video_pos[j])
         check_result_frames(
-            packed.segmentations(int(dets.tracks[i])),
+            _segs(dets.segs, j, dets.packed),
             gt.video_hw[p],
-            int(dets.result_index[i]),
+            int(dets.result_index[j]),
             int(gt.video_ids[p]),
         )
-        raise AssertionError("packed frame check disagrees with check_result_frames")
+    raise AssertionError("packed frame check disagrees with check_result_frames")
 
 
 def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidates):
     """Blocks and detection mean areas of the packed videos scored by the kernel.
 
     Returns:
-        ``(scored, flagged)``: video position -> (blocks, mean areas); positions the kernel
-        left to the numpy/pycocotools path.
+        ``(scored, flagged, corrupt)``: video position -> (blocks, mean areas); positions the
+        kernel left to the numpy/pycocotools path; None or ``(position, message)`` of the first
+        video with a corrupt mask.
     """
     pos = np.nonzero(candidates)[0]
     d_cnt = (kept_bounds[1:] - kept_bounds[:-1])[pos]
@@ -140,17 +143,23 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
         gt.tracks[g_all],
         g_group,
     )
+    corrupt = None
     for j in np.nonzero(status == 2)[0][:1].tolist():
         p, (item, t) = int(pos[j]), bad[j].tolist()
         if item >= 0:
             i = int(kept[d_all[int(d_cnt[:j].sum()) + item]])
-            what = f"results[{int(dets.result_index[i])}]"
+            what, f = f"results[{int(dets.result_index[i])}]", dets.packed.frame_row(
+                int(dets.tracks[i]), t
+            )
+            packed = dets.packed
         else:
-            what = f"GT annotation id={int(gt.ann_ids[g_lists[j][-item - 1]])}"
-        h, w = gt.video_hw[p]
-        raise ValueError(
+            g = g_lists[j][-item - 1]
+            what, packed = f"GT annotation id={int(gt.ann_ids[g])}", gt.packed
+            f = packed.frame_row(int(gt.tracks[g]), t)
+        corrupt = (
+            p,
             f"{what} (video_id={int(gt.video_ids[p])}) frame {t}: the RLE run lengths do not "
-            f"sum to height x width = {h} x {w} (a corrupt mask)"
+            f"sum to height x width = {int(packed.h[f])} x {int(packed.w[f])} (a corrupt mask)",
         )
     scored: Dict[int, tuple] = {}
     i_off = d_off = g_off = 0
@@ -165,7 +174,7 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
         i_off += nd * ng
         d_off += nd
         g_off += ng
-    return scored, pos[status != 0].tolist()
+    return scored, pos[status == 1].tolist(), corrupt
 
 
 def _chunks(items: List[int], parts: int) -> List[List[int]]:
@@ -203,14 +212,31 @@ def run_videos(
     kept_bounds = np.searchsorted(det_v, np.arange(nv + 1))
     results: Dict[int, tuple] = {}
     slow = list(range(nv))
-    if gt.packed is not None and dets.packed is not None and nv:
-        _check_packed_frames(gt, dets, order)
-        # a video is scored by the kernel when its size is known and all its tracks are packed
-        ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
-        np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
-        np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
-        results, flagged = _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, ok)
-        slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
+    _STATE = (gt, dets, order, kept, det_k, all_bounds, kept_bounds, class_agnostic)
+    try:
+        if gt.packed is not None and dets.packed is not None and nv:
+            bad_det = _first_bad_packed_frame(gt, dets, order)
+            # a video is scored by the kernel when its size is known and all its tracks packed
+            ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
+            np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
+            np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
+            results, flagged, corrupt = _packed_videos(
+                gt, dets, kept, det_k, kept_bounds, class_agnostic, ok
+            )
+            slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
+            errors = []
+            if bad_det is not None:
+                errors.append((int(dets.video_pos[bad_det]), 0, bad_det))
+            if corrupt is not None:
+                errors.append((corrupt[0], 1, corrupt[1]))
+            if errors:  # raise the error the reference path meets first
+                p_err, kind, info = min(errors, key=lambda e: e[:2])
+                _python_videos([q for q in slow if q < p_err])  # earlier videos' errors first
+                if kind == 0:
+                    _raise_result_frame_error(gt, dets, order, info)
+                raise ValueError(info)
+    finally:
+        _STATE = None
     if num_workers > 0 and "fork" not in mp.get_all_start_methods():
         logger.warning(
             "num_workers=%d ignored: the 'fork' start method is unavailable", num_workers
