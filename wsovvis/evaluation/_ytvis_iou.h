@@ -107,17 +107,30 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
     if ((t->kind[f] & 3) == 2) {
         if (off < 0 || len < 0 || off + len > t->n_runs) return 1;
         const uint32_t *r = t->runs + off;
-        for (int64_t k = 0; k < len; k++) {
-            uint32_t c = r[k];
-            if (pos + c > hw) return 2;
-            zero_run |= c == 0 && k > 0;
-            if ((k & 1) && c) {
-                a += c;
-                if (iv) {
-                    *iv++ = (uint32_t)pos;
-                    *iv++ = (uint32_t)(pos + c);
-                }
+        /* (foreground, background) pairs after the first background run; sums are checked at
+         * the end (a corrupt mask's intervals are never used) */
+        int64_t k = 1;
+        pos = len ? r[0] : 0;
+        for (; k + 1 < len; k += 2) {
+            uint32_t c = r[k], b = r[k + 1];
+            zero_run |= (c == 0) | (b == 0);
+            if (iv) {
+                iv[0] = (uint32_t)pos;
+                iv[1] = (uint32_t)(pos + c);
+                iv += 2;
             }
+            a += c;
+            pos += (uint64_t)c + b;
+        }
+        if (k < len) {
+            uint32_t c = r[k];
+            zero_run |= c == 0;
+            if (iv) {
+                iv[0] = (uint32_t)pos;
+                iv[1] = (uint32_t)(pos + c);
+                iv += 2;
+            }
+            a += c;
             pos += c;
         }
     } else {
@@ -140,7 +153,6 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
             if (c & 0x10) x |= -((int64_t)1 << (5 * k));
             if (m > 2) x += (int64_t)prev2;
             uint32_t cnt = (uint32_t)x;
-            if (pos + cnt > hw) return 2;
             zero_run |= cnt == 0 && m > 0;
             if ((m & 1) && cnt) {
                 a += cnt;
