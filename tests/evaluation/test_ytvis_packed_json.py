@@ -27,17 +27,7 @@ from wsovvis.evaluation.ytvis_packed import load_json_packed
 pytestmark = requires_kernels
 
 
-def _pack(data: bytes):
-    """``(rewritten text, PackedTracks)`` straight from the kernel (None when it declines)."""
-    out = ytvis_packed._kernels.pack_json(data)
-    if out is None:
-        return None
-    text, *tabs = out
-    dtypes = (np.int64, np.int8, np.int32, np.int32, np.int64, np.int64, np.uint8, np.uint32)
-    dtypes += (np.int64, np.int64)
-    return text, ytvis_packed.PackedTracks(
-        *[np.frombuffer(t, dtype=d) for t, d in zip(tabs, dtypes)]
-    )
+_pack = ytvis_packed.pack
 
 
 def _restore(value, packed):

@@ -32,6 +32,7 @@ __all__ = [
     "kernels_available",
     "load_json_packed",
     "marker_index",
+    "pack",
     "packed_video_iou",
 ]
 
@@ -130,6 +131,22 @@ class PackedTracks:
         return out
 
 
+def pack(data) -> Optional[Tuple[bytes, PackedTracks]]:
+    """Run the packer on raw JSON bytes (the kernels must be built).
+
+    Returns:
+        ``(rewritten document, tables)``, or None when a ``segmentations`` / ``areas`` key
+        already holds a string.
+    """
+    out = _kernels.pack_json(data)
+    if out is None:
+        return None
+    text, *tabs = out
+    dtypes = (np.int64, np.int8, np.int32, np.int32, np.int64, np.int64, np.uint8, np.uint32)
+    dtypes += (np.int64, np.int64)
+    return text, PackedTracks(*[np.frombuffer(t, dtype=d) for t, d in zip(tabs, dtypes)])
+
+
 def load_json_packed(data, parse) -> Tuple[Any, Optional[PackedTracks]]:
     """Parse JSON bytes with their masks packed (when the kernels are available).
 
@@ -145,14 +162,10 @@ def load_json_packed(data, parse) -> Tuple[Any, Optional[PackedTracks]]:
     """
     if not kernels_available():
         return parse(data), None
-    out = _kernels.pack_json(data)
+    out = pack(data)
     if out is None:
         return parse(data), None
-    text, *tabs = out
-    dtypes = (np.int64, np.int8, np.int32, np.int32, np.int64, np.int64, np.uint8, np.uint32)
-    dtypes += (np.int64, np.int64)
-    arrays = [np.frombuffer(t, dtype=d) for t, d in zip(tabs, dtypes)]
-    packed = PackedTracks(*arrays)
+    text, packed = out
     if len(packed.track_start) == 1 and len(packed.area_start) == 1:
         return parse(data), None
     try:
