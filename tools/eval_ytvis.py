@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         "--workers",
         type=int,
         default=0,
-        help="forked processes for the per-video IoU phase (0: none)",
+        help="forked processes for the videos scored without the compiled kernels (0: none)",
     )
     args = parser.parse_args(argv)
     try:

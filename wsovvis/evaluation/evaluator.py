@@ -63,7 +63,8 @@ class YTVISEvaluator(DatasetEvaluator):
             None writes nothing.
         class_agnostic: pool categories (official ``useCats = 0``); None means False.
         distributed: gather predictions from all ranks and evaluate on the main process.
-        num_workers: forked processes for the scorer's per-video IoU phase (0: none).
+        num_workers: forked processes for the videos the scorer's numpy/pycocotools path
+            handles (0: none).
     """
 
     def __init__(

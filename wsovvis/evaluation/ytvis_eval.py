@@ -129,7 +129,8 @@ def evaluate_ytvis(
             IoU kernel runs when both inputs come from files.
         class_agnostic: pool categories as the official ``params.useCats = 0``.
         with_scores: also return the official ``scores`` array (same size as ``precision``).
-        num_workers: forked processes for the per-video IoU phase (0: none). Results do not
+        num_workers: forked processes for the videos scored by the numpy/pycocotools path
+            (0: none; the compiled kernel scores its videos in one call). Results do not
             depend on it.
 
     Returns:
