@@ -65,6 +65,14 @@ static int tabs_from_tuple(PyObject *tup, Tabs *t) {
         tabs_release(t);
         return -1;
     }
+    /* frame rows of every track must lie in the frame table */
+    for (Py_ssize_t k = 0; k < t->n_tracks; k++)
+        if (t->track_start[k] < 0 || t->track_start[k] > t->track_start[k + 1] ||
+            t->track_start[k + 1] > t->n_frames) {
+            PyErr_SetString(PyExc_ValueError, "track_start is not a monotone frame index");
+            tabs_release(t);
+            return -1;
+        }
     return 0;
 }
 
