@@ -18,8 +18,8 @@
     "accumulate(K, A, T, k, rank, score, matched, ignored, npig, rec_thr, max_dets, precision, " \
     "recall, scores) -> None.\n\nk, rank: int64 [N]; score: float64 [N] (sorted by category, " \
     "score desc, video, rank); matched, ignored: uint8 [A, T, N]; npig: int64 [K, A]; "         \
-    "rec_thr: float64 [R]; max_dets: int64 [M]. Writes precision [M, A, K, T, R], recall "     \
-    "[M, A, K, T] and scores (like precision, or None) for the (k, a) with npig > 0."
+    "rec_thr: float64 [R] ascending; max_dets: int64 [M]. Writes precision [M, A, K, T, R], "   \
+    "recall [M, A, K, T] and scores (like precision, or None) for the (k, a) with npig > 0."
 
 static PyObject *accumulate(PyObject *self, PyObject *args) {
     (void)self;
@@ -42,12 +42,25 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     const int64_t *k = kb.buf, *rank = rb.buf, *npig = nb.buf, *max_dets = db.buf;
     const double *score = sb.buf, *rec = tb.buf;
     const uint8_t *matched = mb.buf, *ignored = ib.buf;
-    int64_t cells = (int64_t)num_m * num_a * num_k * num_t;
-    if (num_k < 0 || num_a < 0 || num_t < 0 || rb.len != 8 * n || sb.len != 8 * n ||
-        mb.len != (Py_ssize_t)(num_a * num_t * n) || ib.len != mb.len ||
-        nb.len != 8 * (Py_ssize_t)(num_k * num_a) || cb.len != 8 * cells ||
-        pb.len != 8 * cells * num_r || (have_q && qb.len != pb.len))
+    int64_t cells, flags, planes, prec_len, ka;
+    if (num_k < 0 || num_a < 0 || num_t < 0 || __builtin_mul_overflow(num_m, num_a, &cells) ||
+        __builtin_mul_overflow(cells, (int64_t)num_k, &cells) ||
+        __builtin_mul_overflow(cells, (int64_t)num_t, &cells) ||
+        __builtin_mul_overflow((int64_t)num_a, (int64_t)num_t, &planes) ||
+        __builtin_mul_overflow(planes, n, &flags) ||
+        __builtin_mul_overflow(cells, num_r, &prec_len) ||
+        __builtin_mul_overflow((int64_t)num_k, (int64_t)num_a, &ka) ||
+        prec_len > PY_SSIZE_T_MAX / 8 || ka > PY_SSIZE_T_MAX / 8)
         goto bad;
+    if (rb.len != 8 * n || sb.len != 8 * n || mb.len != flags || ib.len != mb.len ||
+        nb.len != 8 * ka || cb.len != 8 * cells || pb.len != 8 * prec_len ||
+        (have_q && qb.len != pb.len))
+        goto bad;
+    if (!aligned8(&kb) || !aligned8(&rb) || !aligned8(&sb) || !aligned8(&nb) || !aligned8(&tb) ||
+        !aligned8(&db) || !aligned8(&pb) || !aligned8(&cb) || (have_q && !aligned8(&qb)))
+        goto done;
+    for (int64_t r = 1; r < num_r; r++)
+        if (!(rec[r] >= rec[r - 1])) goto bad; /* the threshold walk needs ascending thresholds */
     for (int64_t i = 0; i < n; i++)
         if (k[i] < 0 || k[i] >= num_k || (i && k[i] < k[i - 1])) goto bad;
     tp = malloc(sizeof(double) * 3 * (size_t)(n + 1));

@@ -12,7 +12,7 @@
  * all: a character outside 48..111, a value longer than 6 characters, an empty run after the
  * first, a frame whose size is not the video's, a canvas of 2**29 pixels or more. A mask whose
  * run lengths do not sum to h * w is corrupt (status 2; pycocotools can loop forever on it).
- * Frame kinds: kind & 3 is 0 null, 1 string, 2 run lengths; bit 4 records the key order.
+ * Frame kinds: kind & 3 is 0 null, 1 string, 2 run lengths; kind & 4 records the key order.
  */
 
 typedef struct {
@@ -30,6 +30,13 @@ typedef struct {
 static void tabs_release(Tabs *t) {
     for (int k = 0; k < t->n_views; k++) PyBuffer_Release(&t->views[k]);
     t->n_views = 0;
+}
+
+/* Whether an int64 / float64 buffer is 8-byte aligned (sets ValueError if not). */
+static int aligned8(const Py_buffer *b) {
+    if (((uintptr_t)b->buf & 7u) == 0) return 1;
+    PyErr_SetString(PyExc_ValueError, "expected 8-byte aligned int64/float64 buffers");
+    return 0;
 }
 
 /* (track_start, kind, h, w, off, len, str, runs) buffers -> Tabs; -1 with an exception set. */
@@ -54,6 +61,14 @@ static int tabs_from_tuple(PyObject *tup, Tabs *t) {
     t->len = t->views[5].buf;
     t->str = t->views[6].buf;
     t->runs = t->views[7].buf;
+    if (((uintptr_t)t->views[0].buf | (uintptr_t)t->views[4].buf | (uintptr_t)t->views[5].buf) &
+            7u ||
+        ((uintptr_t)t->views[2].buf | (uintptr_t)t->views[3].buf | (uintptr_t)t->views[7].buf) &
+            3u) {
+        PyErr_SetString(PyExc_ValueError, "misaligned table buffers");
+        tabs_release(t);
+        return -1;
+    }
     t->n_tracks = t->views[0].len / 8 - 1;
     t->n_frames = t->views[1].len;
     t->n_str = t->views[6].len;
@@ -82,6 +97,7 @@ typedef struct {
 } Ivs;
 
 static int ivs_reserve(Ivs *s, size_t pairs) {
+    if (pairs > ((size_t)PY_SSIZE_T_MAX / 8) - s->n) return -1; /* no size_t wrap-around */
     if (s->n + 2 * pairs <= s->cap) return 0;
     size_t cap = s->cap ? s->cap : 1 << 16;
     while (cap < s->n + 2 * pairs) cap *= 2;
@@ -109,11 +125,12 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
     uint64_t pos = 0;
     int64_t a = 0;
     int zero_run = 0;
+    int64_t avail = (t->kind[f] & 3) == 2 ? t->n_runs : t->n_str;
+    if (off < 0 || len < 0 || off > avail || len > avail - off) return 1; /* not from pack_json */
     /* every run length takes >= 1 character / list entry: len / 2 + 1 foreground intervals */
     if (want_iv && ivs_reserve(s, (size_t)len / 2 + 1)) return -1;
     uint32_t *iv = want_iv ? s->iv + s->n : NULL;
     if ((t->kind[f] & 3) == 2) {
-        if (off < 0 || len < 0 || off + len > t->n_runs) return 1;
         const uint32_t *r = t->runs + off;
         /* (foreground, background) pairs after the first background run; sums are checked at
          * the end (a corrupt mask's intervals are never used) */
@@ -142,7 +159,6 @@ static int decode_frame(const Tabs *t, int64_t f, uint64_t hw, int32_t h, int32_
             pos += c;
         }
     } else {
-        if (off < 0 || len < 0 || off + len > t->n_str) return 1;
         const unsigned char *p = t->str + off, *e = p + len;
         uint32_t prev1 = 0, prev2 = 0; /* counts[m - 1], counts[m - 2] */
         int64_t m = 0;
@@ -357,17 +373,28 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "video_iou: inconsistent index arrays");
         goto done;
     }
+    for (int k = 0; k < 7; k++)
+        if (!aligned8(bufs[k])) goto done;
     int64_t total = 0, max_d = 0, max_g = 0, max_dg = 0;
     for (int64_t v = 0; v < nv; v++) {
-        int64_t d = vd[v + 1] - vd[v], g = vg[v + 1] - vg[v];
-        if (d < 0 || g < 0) {
+        if (vd[v] > vd[v + 1] || vg[v] > vg[v + 1]) { /* with vd[0] == 0, vd[nv] == ndt: bounds */
             PyErr_SetString(PyExc_ValueError, "video_iou: decreasing video offsets");
             goto done;
         }
-        total += d * g;
+        if (hw[2 * v] < 0 || hw[2 * v] > INT32_MAX || hw[2 * v + 1] < 0 ||
+            hw[2 * v + 1] > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "video_iou: video size out of range");
+            goto done;
+        }
+        int64_t d = vd[v + 1] - vd[v], g = vg[v + 1] - vg[v], dg;
+        if (__builtin_mul_overflow(d, g, &dg) || __builtin_add_overflow(total, dg, &total) ||
+            total > PY_SSIZE_T_MAX / 8) {
+            PyErr_SetString(PyExc_ValueError, "video_iou: too many pairs");
+            goto done;
+        }
         if (d > max_d) max_d = d;
         if (g > max_g) max_g = g;
-        if (d * g > max_dg) max_dg = d * g;
+        if (dg > max_dg) max_dg = dg;
     }
     for (int64_t k = 0; k < ndt; k++)
         if (dids[k] < 0 || dids[k] >= dt.n_tracks) {

@@ -33,6 +33,7 @@ typedef struct {
 } Buf;
 
 static int buf_reserve(Buf *b, size_t extra) {
+    if (extra > ((size_t)PY_SSIZE_T_MAX >> 1) - b->n) return -1; /* no size_t wrap-around */
     if (b->n + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->n + extra) cap *= 2;
@@ -44,6 +45,7 @@ static int buf_reserve(Buf *b, size_t extra) {
 }
 
 static int buf_put(Buf *b, const void *src, size_t len) {
+    if (len == 0) return 0;
     if (buf_reserve(b, len)) return -1;
     memcpy(b->p + b->n, src, len);
     b->n += len;
@@ -88,6 +90,8 @@ static PyObject *owned_from_buf(Buf *b) {
 }
 
 /* ------------------------------------------------------------------ JSON scanning */
+
+#define MAX_DEPTH 1000 /* below orjson's nesting limit (1024) */
 
 typedef struct {
     const unsigned char *d;
@@ -342,10 +346,18 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
     const unsigned char *d = p.d;
     size_t n = p.n, i = 0, copied = 0;
     Py_BEGIN_ALLOW_THREADS;
+    /* nesting depth outside strings: replacing a list by a marker makes the document shallower,
+     * which must not turn one too deep for the JSON parser into an accepted one */
+    long depth = 0, max_depth = 0;
     while (i < n) {
         const unsigned char *q = memchr(d + i, '"', n - i);
+        size_t s = q ? (size_t)(q - d) : n;
+        for (size_t k = i; k < s; k++) {
+            depth += (d[k] == '[' || d[k] == '{') - (d[k] == ']' || d[k] == '}');
+            if (depth > max_depth) max_depth = depth;
+        }
         if (!q) break;
-        size_t s = (size_t)(q - d), j = s + 1;
+        size_t j = s + 1;
         int esc = 0;
         while (j < n && d[j] != '"') {
             if (d[j] == '\\') {
@@ -357,6 +369,13 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
         if (j >= n) break;
         size_t klen = j - s - 1;
         int key = 0;
+        if (esc) { /* an escaped key could decode to one of ours: no packing at all */
+            size_t c = skip_ws(d, n, j + 1);
+            if (c < n && d[c] == ':') {
+                ambiguous = 1;
+                break;
+            }
+        }
         if (!esc && klen == 13 && !memcmp(d + s + 1, "segmentations", 13)) key = 1;
         if (!esc && klen == 5 && !memcmp(d + s + 1, "areas", 5)) key = 2;
         i = j + 1;
@@ -377,7 +396,7 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
         size_t end = key == 1 ? parse_track(&p, v) : parse_areas(&p, v);
         if (!end) {
             for (int k = 0; k < 10; k++) all[k]->n = saved[k];
-            i = v + 1; /* keep the original text; go on scanning inside it */
+            i = v; /* keep the original text; go on scanning inside it */
             continue;
         }
         char marker[32];
@@ -389,7 +408,9 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
             break;
         }
         copied = i = end;
+        if (depth + (key == 1 ? 3 : 1) > max_depth) max_depth = depth + (key == 1 ? 3 : 1);
     }
+    if (ambiguous == 0 && max_depth > MAX_DEPTH) ambiguous = 1; /* the parser decides alone */
     if (ambiguous == 0 && buf_put(&out, d + copied, n - copied)) ambiguous = -1;
     Py_END_ALLOW_THREADS;
     if (ambiguous < 0) goto nomem;

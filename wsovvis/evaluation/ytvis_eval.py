@@ -158,8 +158,11 @@ def evaluate_ytvis(
 
 def _set_madvise_hugepage(enabled: bool) -> bool:
     """numpy's huge-page advice for large arrays (returns the previous setting)."""
-    setter = getattr(np._core.multiarray if hasattr(np, "_core") else np.core.multiarray,
-                     "_set_madvise_hugepage", None)
+    setter = getattr(
+        np._core.multiarray if hasattr(np, "_core") else np.core.multiarray,
+        "_set_madvise_hugepage",
+        None,
+    )
     return bool(setter(enabled)) if setter is not None else enabled
 
 

@@ -25,7 +25,7 @@ This is the path without the compiled kernels (:mod:`.ytvis_packed` packs the li
 import json
 import re
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 

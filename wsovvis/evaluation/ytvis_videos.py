@@ -10,7 +10,7 @@ Both paths give the same IoU, bit for bit.
 
 import logging
 import multiprocessing as mp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
