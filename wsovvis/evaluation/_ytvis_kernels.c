@@ -265,65 +265,56 @@ static int push_null_frame(Pack *p) {
            buf_put(&p->foff, &z64, 8) || buf_put(&p->flen, &z64, 8);
 }
 
-/* A "segmentations" array; on success one track is added. Returns the end position or 0. */
-static size_t parse_track(Pack *p, size_t i) {
+/* A JSON array whose elements are read by elem (which returns the position after the element
+ * or 0); returns the position after ']' or 0. */
+static size_t parse_list(Pack *p, size_t i, size_t (*elem)(Pack *, size_t)) {
     const unsigned char *d = p->d;
     size_t n = p->n;
     i = skip_ws(d, n, i + 1); /* after '[' */
-    if (i < n && d[i] == ']') goto done;
+    if (i < n && d[i] == ']') return i + 1;
     for (;;) {
-        if (i + 4 <= n && !memcmp(d + i, "null", 4)) {
-            if (push_null_frame(p)) return 0;
-            i += 4;
-        } else if (i < n && d[i] == '{') {
-            if (!(i = parse_frame(p, i))) return 0;
-        } else {
-            return 0;
-        }
+        if (!(i = elem(p, i))) return 0;
         i = skip_ws(d, n, i);
         if (i < n && d[i] == ',') {
             i = skip_ws(d, n, i + 1);
             continue;
         }
-        if (i < n && d[i] == ']') break;
-        return 0;
+        return i < n && d[i] == ']' ? i + 1 : 0;
     }
-done:;
+}
+
+/* One "segmentations" element: null or a frame object. */
+static size_t track_frame(Pack *p, size_t i) {
+    if (i + 4 <= p->n && !memcmp(p->d + i, "null", 4)) return push_null_frame(p) ? 0 : i + 4;
+    return i < p->n && p->d[i] == '{' ? parse_frame(p, i) : 0;
+}
+
+/* One "areas" element: an integer, or null (stored as 0). */
+static size_t area_value(Pack *p, size_t i) {
+    int64_t v = 0;
+    if (i + 4 <= p->n && !memcmp(p->d + i, "null", 4)) {
+        i += 4;
+    } else {
+        int neg = i < p->n && p->d[i] == '-';
+        uint64_t u;
+        if (!(i = parse_uint(p->d, p->n, i + neg, 1ull << 40, &u))) return 0;
+        v = neg ? -(int64_t)u : (int64_t)u;
+    }
+    return buf_put(&p->area_vals, &v, 8) ? 0 : i;
+}
+
+/* A "segmentations" array; on success one track is added. Returns the end position or 0. */
+static size_t parse_track(Pack *p, size_t i) {
+    if (!(i = parse_list(p, i, track_frame))) return 0;
     int64_t frames = (int64_t)(p->kind.n);
-    if (buf_put(&p->track_start, &frames, 8)) return 0;
-    return i + 1;
+    return buf_put(&p->track_start, &frames, 8) ? 0 : i;
 }
 
 /* An "areas" array of integers / nulls (null -> 0). Returns the end position or 0. */
 static size_t parse_areas(Pack *p, size_t i) {
-    const unsigned char *d = p->d;
-    size_t n = p->n;
-    i = skip_ws(d, n, i + 1);
-    if (i < n && d[i] == ']') goto done;
-    for (;;) {
-        int64_t v;
-        if (i + 4 <= n && !memcmp(d + i, "null", 4)) {
-            v = 0;
-            i += 4;
-        } else {
-            int neg = i < n && d[i] == '-';
-            uint64_t u;
-            if (!(i = parse_uint(d, n, i + neg, 1ull << 40, &u))) return 0;
-            v = neg ? -(int64_t)u : (int64_t)u;
-        }
-        if (buf_put(&p->area_vals, &v, 8)) return 0;
-        i = skip_ws(d, n, i);
-        if (i < n && d[i] == ',') {
-            i = skip_ws(d, n, i + 1);
-            continue;
-        }
-        if (i < n && d[i] == ']') break;
-        return 0;
-    }
-done:;
+    if (!(i = parse_list(p, i, area_value))) return 0;
     int64_t count = (int64_t)(p->area_vals.n / 8);
-    if (buf_put(&p->area_start, &count, 8)) return 0;
-    return i + 1;
+    return buf_put(&p->area_start, &count, 8) ? 0 : i;
 }
 
 static void pack_free(Pack *p) {
