@@ -177,6 +177,37 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
     return scored, pos[status == 1].tolist(), corrupt
 
 
+def _kernel_phase(gt, dets, order, kept, det_k, kept_bounds, class_agnostic):
+    """The compiled kernel's share of :func:`run_videos` (inputs read from packed files).
+
+    Returns:
+        ``(scored, slow)``: video position -> (blocks, mean areas) for the videos the kernel
+        scored; the positions left to the numpy/pycocotools path. Raises the error of bad input
+        the reference path (video by video) would meet first.
+    """
+    bad_det = _first_bad_packed_frame(gt, dets, order)
+    # a video is scored by the kernel when its size is known and all its tracks are packed
+    ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
+    np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
+    np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
+    scored, flagged, corrupt = _packed_videos(
+        gt, dets, kept, det_k, kept_bounds, class_agnostic, ok
+    )
+    slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
+    errors = []
+    if bad_det is not None:
+        errors.append((int(dets.video_pos[bad_det]), 0, bad_det))
+    if corrupt is not None:
+        errors.append((corrupt[0], 1, corrupt[1]))
+    if errors:
+        p_err, kind, info = min(errors, key=lambda e: e[:2])
+        _python_videos([q for q in slow if q < p_err])  # errors of earlier videos come first
+        if kind == 0:
+            _raise_result_frame_error(gt, dets, order, info)
+        raise ValueError(info)
+    return scored, slow
+
+
 def _chunks(items: List[int], parts: int) -> List[List[int]]:
     bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
     return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -212,31 +243,6 @@ def run_videos(
     kept_bounds = np.searchsorted(det_v, np.arange(nv + 1))
     results: Dict[int, tuple] = {}
     slow = list(range(nv))
-    _STATE = (gt, dets, order, kept, det_k, all_bounds, kept_bounds, class_agnostic)
-    try:
-        if gt.packed is not None and dets.packed is not None and nv:
-            bad_det = _first_bad_packed_frame(gt, dets, order)
-            # a video is scored by the kernel when its size is known and all its tracks packed
-            ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
-            np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
-            np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
-            results, flagged, corrupt = _packed_videos(
-                gt, dets, kept, det_k, kept_bounds, class_agnostic, ok
-            )
-            slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
-            errors = []
-            if bad_det is not None:
-                errors.append((int(dets.video_pos[bad_det]), 0, bad_det))
-            if corrupt is not None:
-                errors.append((corrupt[0], 1, corrupt[1]))
-            if errors:  # raise the error the reference path meets first
-                p_err, kind, info = min(errors, key=lambda e: e[:2])
-                _python_videos([q for q in slow if q < p_err])  # earlier videos' errors first
-                if kind == 0:
-                    _raise_result_frame_error(gt, dets, order, info)
-                raise ValueError(info)
-    finally:
-        _STATE = None
     if num_workers > 0 and "fork" not in mp.get_all_start_methods():
         logger.warning(
             "num_workers=%d ignored: the 'fork' start method is unavailable", num_workers
@@ -244,6 +250,8 @@ def run_videos(
         num_workers = 0
     _STATE = (gt, dets, order, kept, det_k, all_bounds, kept_bounds, class_agnostic)
     try:
+        if gt.packed is not None and dets.packed is not None and nv:
+            results, slow = _kernel_phase(gt, dets, order, kept, det_k, kept_bounds, class_agnostic)
         if num_workers > 0 and len(slow) > 1:
             chunks = _chunks(slow, min(len(slow), 4 * num_workers))
             with mp.get_context("fork").Pool(num_workers) as pool:
