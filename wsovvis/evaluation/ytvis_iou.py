@@ -24,7 +24,7 @@ from pycocotools import _mask
 from .ytvis_rle_codec import MARK, encode_marked, marked_to_list
 from .ytvis_rle_shift import MAX_CANVAS_PIXELS, shift_rles
 
-__all__ = ["convert_gt_frames", "check_result_frames", "video_iou"]
+__all__ = ["convert_gt_frames", "check_result_frames", "corrupt_mask_message", "video_iou"]
 
 
 def convert_gt_frames(
@@ -127,13 +127,25 @@ def convert_gt_frames(
     return out, known_areas
 
 
+def corrupt_mask_message(what: str, video_id: int, t: int, h: int, w: int) -> str:
+    """The error for a mask whose run lengths do not sum to ``h * w`` (both scoring paths).
+
+    Args:
+        what: the entry, e.g. ``"results[3]"`` or ``"GT annotation id=7"``.
+        video_id, t: its video and frame.
+        h, w: the mask's size.
+    """
+    return (
+        f"{what} (video_id={video_id}) frame {t}: the RLE run lengths do not sum to "
+        f"height x width = {h} x {w} (a corrupt mask)"
+    )
+
+
 def _check_total(total: int, size, ann_id: int, video_id: int, t: int) -> None:
     """A mask whose run lengths do not sum to h * w is corrupt (pycocotools can hang on it)."""
-    if total != int(size[0]) * int(size[1]):
-        raise ValueError(
-            f"GT annotation id={ann_id} (video_id={video_id}) frame {t}: the RLE run lengths do "
-            f"not sum to height x width = {int(size[0])} x {int(size[1])} (a corrupt mask)"
-        )
+    h, w = int(size[0]), int(size[1])
+    if total != h * w:
+        raise ValueError(corrupt_mask_message(f"GT annotation id={ann_id}", video_id, t, h, w))
 
 
 def check_result_frames(

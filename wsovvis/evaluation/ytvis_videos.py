@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .ytvis_data import Detections, GroundTruth
-from .ytvis_iou import check_result_frames, convert_gt_frames, video_iou
+from .ytvis_iou import check_result_frames, convert_gt_frames, corrupt_mask_message, video_iou
 from .ytvis_packed import packed_video_iou
 
 __all__ = ["run_videos"]
@@ -156,11 +156,8 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
             g = g_lists[j][-item - 1]
             what, packed = f"GT annotation id={int(gt.ann_ids[g])}", gt.packed
             f = packed.frame_row(int(gt.tracks[g]), t)
-        corrupt = (
-            p,
-            f"{what} (video_id={int(gt.video_ids[p])}) frame {t}: the RLE run lengths do not "
-            f"sum to height x width = {int(packed.h[f])} x {int(packed.w[f])} (a corrupt mask)",
-        )
+        h, w = int(packed.h[f]), int(packed.w[f])
+        corrupt = (p, corrupt_mask_message(what, int(gt.video_ids[p]), t, h, w))
     scored: Dict[int, tuple] = {}
     i_off = d_off = g_off = 0
     for j, p in enumerate(pos.tolist()):
