@@ -4,16 +4,16 @@ import json
 import logging
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
 
 pytest.importorskip("detectron2")
-import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
 
+from wsovvis.data.datasets.ytvis import register_ytvis_instances  # noqa: E402
+from wsovvis.engine.launch import launch  # noqa: E402
 from wsovvis.evaluation import YTVISEvaluator, evaluate_ytvis  # noqa: E402
 from wsovvis.utils.rle import encode_mask  # noqa: E402
 
@@ -59,17 +59,8 @@ def _write_gt(path, with_annotations=True):
 
 
 def _register(name, json_file):
-    try:
-        from wsovvis.data.datasets.ytvis import register_ytvis_instances
-    except ImportError:
-        register_ytvis_instances = None
-    if name in DatasetCatalog.list():
-        return
-    if register_ytvis_instances is not None:
+    if name not in DatasetCatalog.list():
         register_ytvis_instances(name, {}, json_file, os.path.dirname(json_file))
-    else:
-        DatasetCatalog.register(name, lambda: [])
-        MetadataCatalog.get(name).set(json_file=json_file)
 
 
 def _output(video_id, label, index, score=0.9):
@@ -148,13 +139,11 @@ def test_bad_label_is_named(tmp_path):
         ev.process([{}], [_output(1, 5, 0)])
 
 
-def _worker(rank, world, port, gt_path, out_path):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+def _worker(gt_path, out_path):
     _register("wsovvis_test_eval_dist", gt_path)
     ev = YTVISEvaluator("wsovvis_test_eval_dist", output_dir=os.path.dirname(out_path))
     # rank 0 gets videos 1, 2; rank 1 gets 3 and a padded duplicate of 1
+    rank = comm.get_rank()
     outs = (
         [_output(1, 0, 0), _output(2, 1, 1)] if rank == 0 else [_output(3, 1, 2), _output(1, 0, 0)]
     )
@@ -165,17 +154,13 @@ def _worker(rank, world, port, gt_path, out_path):
             json.dump(metrics, f)
     else:
         assert metrics == {}
-    dist.destroy_process_group()
 
 
 def test_two_process_gather_dedup(tmp_path):
     gt_path = str(tmp_path / "gt.json")
     gt = _write_gt(gt_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out_path = str(tmp_path / "metrics.json")
-    mp.spawn(_worker, args=(2, port, gt_path, out_path), nprocs=2, join=True)
+    launch(_worker, 2, args=(gt_path, out_path), use_cuda=False)
     metrics = json.loads(open(out_path).read())
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [r["video_id"] for r in saved] == [1, 2, 3]
@@ -191,3 +176,22 @@ def test_non_finite_score_is_named_before_writing(tmp_path, score):
     with pytest.raises(ValueError, match="video 2: track 0 has a non-finite score"):
         ev.process([{}], [_output(2, 0, 0, score=score)])
     assert not (tmp_path / "results.json").exists()
+
+
+def test_categories_read_without_loading_the_dataset(tmp_path):
+    gt_path = str(tmp_path / "gt.json")
+    _write_gt(gt_path)
+    _register("wsovvis_test_eval_cats", gt_path)
+    ev = YTVISEvaluator("wsovvis_test_eval_cats")
+    meta = MetadataCatalog.get("wsovvis_test_eval_cats")
+    assert meta.thing_classes == ["cat", "dog"] and meta.thing_partitions == [0, 2]
+    ev.process([{}], [_output(2, 1, 1)])
+    assert ev._predictions[0][1][0]["category_id"] == 8
+
+
+def test_gt_that_is_not_an_object_is_named(tmp_path):
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text("[1, 2]")
+    _register("wsovvis_test_eval_notobj", str(gt_path))
+    with pytest.raises(ValueError, match=f"{gt_path} is not a JSON object"):
+        YTVISEvaluator("wsovvis_test_eval_notobj")

@@ -21,7 +21,14 @@ import torch.multiprocessing as mp
 from detectron2.engine import launch as d2_launch
 from detectron2.utils import comm
 
-__all__ = ["DEFAULT_TIMEOUT", "launch", "external_dist_env", "run_external", "resolve_dist_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "launch",
+    "external_dist_env",
+    "run_external",
+    "resolve_dist_url",
+    "shutdown_distributed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,29 @@ def _setup_local_group(num_per_machine: int) -> None:
             comm._LOCAL_PROCESS_GROUP = group  # detectron2 v0.6 has no setter
 
 
+def shutdown_distributed(synchronize: bool = True) -> None:
+    """Destroy every process group of this process while the interpreter is fully alive.
+
+    ``dist.destroy_process_group()`` alone is not enough: detectron2's ``comm`` keeps the gloo group
+    in an ``lru_cache`` and the per-machine group in a module global, so the C++ group outlives the
+    call and is only torn down during interpreter finalisation, where gloo's worker threads can
+    abort the process (SIGABRT, "terminate called without an active exception"), typically on a
+    rank that finished before its peers. Those references are dropped here first.
+
+    Args:
+        synchronize: wait at a barrier first, so that no rank closes its connections while a peer
+            still runs its last collective (set ``False`` on an error path: peers may be gone).
+    """
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if synchronize:
+        comm.synchronize()
+    comm._get_global_gloo_group.cache_clear()
+    if hasattr(comm, "_LOCAL_PROCESS_GROUP"):
+        comm._LOCAL_PROCESS_GROUP = None
+    dist.destroy_process_group()
+
+
 def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args,
                 timeout):
     global_rank = machine_rank * num_per_machine + local_rank
@@ -77,8 +107,10 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
         _setup_local_group(num_per_machine)
         comm.synchronize()
         main_func(*args)
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        shutdown_distributed(synchronize=False)
+        raise
+    shutdown_distributed()
 
 
 def launch(
@@ -192,5 +224,7 @@ def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = ()
         _setup_local_group(dist_env["local_world_size"])
         comm.synchronize()
         main_func(*args)
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        shutdown_distributed(synchronize=False)
+        raise
+    shutdown_distributed()

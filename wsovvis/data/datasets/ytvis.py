@@ -252,17 +252,22 @@ def load_ytvis_json(
     return records
 
 
-def ensure_ytvis_metadata(dataset_name: str) -> None:
+def ensure_ytvis_metadata(dataset_name: str, categories: Optional[List[dict]] = None) -> None:
     """Fill the class metadata of a registered YTVIS dataset from its JSON if not set yet.
 
     Useful before evaluation when the dataset dicts themselves were never loaded.
+
+    Args:
+        dataset_name: a dataset registered with :func:`register_ytvis_instances`.
+        categories: the ``categories`` list of its JSON if the caller has read it already (the
+            evaluator reads it without decoding the masks); None reads the JSON.
     """
     meta = MetadataCatalog.get(dataset_name)
     if meta.get("thing_dataset_id_to_contiguous_id") is None:
         json_file = meta.get("json_file")
         if json_file is None:
             raise KeyError(f"dataset '{dataset_name}' has no json_file in its metadata")
-        _set_metadata(dataset_name, json_file, load_ytvis_categories(json_file))
+        _set_metadata(dataset_name, json_file, load_ytvis_categories(json_file, categories))
 
 
 def register_ytvis_instances(name: str, metadata: dict, json_file: str, image_root: str) -> None:
