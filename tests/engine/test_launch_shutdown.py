@@ -4,7 +4,7 @@ import socket
 import torch.distributed as dist
 from detectron2.utils import comm
 
-from wsovvis.engine.launch import shutdown_distributed
+from wsovvis.engine.launch import _run_then_shutdown, shutdown_distributed
 
 
 def _init_single_process_group():
@@ -30,3 +30,13 @@ def test_shutdown_without_group_is_a_no_op():
     assert not dist.is_initialized()
     shutdown_distributed()
     shutdown_distributed(synchronize=False)
+
+
+def test_cuda_worker_body_runs_then_tears_down():
+    """The body handed to detectron2's CUDA launcher (same logic, exercised with gloo here)."""
+    _init_single_process_group()
+    seen = []
+    _run_then_shutdown(lambda *a: seen.append((a, comm._get_global_gloo_group())), (1, 2))
+    assert seen[0][0] == (1, 2) and seen[0][1] is not None
+    assert not dist.is_initialized()
+    assert comm._get_global_gloo_group.cache_info().currsize == 0

@@ -96,6 +96,16 @@ def shutdown_distributed(synchronize: bool = True) -> None:
     dist.destroy_process_group()
 
 
+def _run_then_shutdown(main_func: Callable, args: tuple) -> None:
+    """detectron2's CUDA worker body: ``main_func(*args)``, then a clean process-group teardown.
+
+    detectron2's own worker leaves the groups to interpreter exit; on an error the exception
+    propagates untouched (the launcher terminates the other ranks).
+    """
+    main_func(*args)
+    shutdown_distributed()
+
+
 def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args,
                 timeout):
     global_rank = machine_rank * num_per_machine + local_rank
@@ -148,8 +158,8 @@ def launch(
     if use_cuda is None:
         use_cuda = torch.cuda.is_available()
     if use_cuda:
-        d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args,
-                  timeout=timeout)
+        d2_launch(_run_then_shutdown, num_gpus_per_machine, num_machines, machine_rank,
+                  dist_url, (main_func, args), timeout=timeout)
         return
     mp.start_processes(
         _cpu_worker,
