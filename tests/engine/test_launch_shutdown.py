@@ -1,6 +1,7 @@
 """shutdown_distributed: no process group survives it (detectron2's cached groups included)."""
 import socket
 
+import pytest
 import torch.distributed as dist
 from detectron2.utils import comm
 
@@ -32,11 +33,23 @@ def test_shutdown_without_group_is_a_no_op():
     shutdown_distributed(synchronize=False)
 
 
-def test_cuda_worker_body_runs_then_tears_down():
-    """The body handed to detectron2's CUDA launcher (same logic, exercised with gloo here)."""
+def test_worker_body_runs_then_tears_down():
+    """The body of every launch path (also handed to detectron2's CUDA launcher)."""
     _init_single_process_group()
     seen = []
     _run_then_shutdown(lambda *a: seen.append((a, comm._get_global_gloo_group())), (1, 2))
     assert seen[0][0] == (1, 2) and seen[0][1] is not None
     assert not dist.is_initialized()
     assert comm._get_global_gloo_group.cache_info().currsize == 0
+
+
+def test_worker_body_tears_down_on_error_and_reraises():
+    _init_single_process_group()
+
+    def fail():
+        raise RuntimeError("rank failed")
+
+    with pytest.raises(RuntimeError, match="rank failed"):
+        _run_then_shutdown(fail, (), local_world_size=1)
+    assert not dist.is_initialized()
+    assert comm._LOCAL_PROCESS_GROUP is None

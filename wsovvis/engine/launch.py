@@ -96,13 +96,23 @@ def shutdown_distributed(synchronize: bool = True) -> None:
     dist.destroy_process_group()
 
 
-def _run_then_shutdown(main_func: Callable, args: tuple) -> None:
-    """detectron2's CUDA worker body: ``main_func(*args)``, then a clean process-group teardown.
+def _run_then_shutdown(main_func: Callable, args: tuple,
+                       local_world_size: Optional[int] = None) -> None:
+    """Worker body of every launch path: ``main_func(*args)`` between set-up and teardown.
 
-    detectron2's own worker leaves the groups to interpreter exit; on an error the exception
-    propagates untouched (the launcher terminates the other ranks).
+    Args:
+        main_func, args: the job.
+        local_world_size: processes on this machine, to create detectron2's local group (None
+            when the launcher made it already, as detectron2's CUDA worker does).
     """
-    main_func(*args)
+    try:
+        if local_world_size is not None:
+            _setup_local_group(local_world_size)
+            comm.synchronize()
+        main_func(*args)
+    except BaseException:
+        shutdown_distributed(synchronize=False)  # peers may be gone: no barrier
+        raise
     shutdown_distributed()
 
 
@@ -113,14 +123,7 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
         backend="gloo", init_method=dist_url, world_size=world_size, rank=global_rank,
         timeout=timeout,
     )
-    try:
-        _setup_local_group(num_per_machine)
-        comm.synchronize()
-        main_func(*args)
-    except BaseException:
-        shutdown_distributed(synchronize=False)
-        raise
-    shutdown_distributed()
+    _run_then_shutdown(main_func, args, num_per_machine)
 
 
 def launch(
@@ -227,14 +230,7 @@ def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = ()
     if use_cuda is None:
         use_cuda = torch.cuda.is_available()
     backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(dist_env["local_rank"])
     dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
-    try:
-        if use_cuda:
-            torch.cuda.set_device(dist_env["local_rank"])
-        _setup_local_group(dist_env["local_world_size"])
-        comm.synchronize()
-        main_func(*args)
-    except BaseException:
-        shutdown_distributed(synchronize=False)
-        raise
-    shutdown_distributed()
+    _run_then_shutdown(main_func, args, dist_env["local_world_size"])
