@@ -78,3 +78,28 @@ def test_absent_frames_and_border_outline():
     drawn = out[0].astype(int)[mask.astype(bool)]
     full = drawn.max(axis=1) >= 200
     assert full.mean() > 0.9
+
+
+def test_frame_of_another_size_is_read_at_the_annotated_size(tmp_path):
+    """LV-VIS train has frames whose file size differs from the JSON: resized like the loader."""
+    from wsovvis.utils.rle import encode_mask
+    from wsovvis.visualization import visualize_ytvis
+
+    (tmp_path / "v").mkdir()
+    Image.fromarray(np.full((20, 25, 3), 40, np.uint8)).save(tmp_path / "v" / "0.jpg")
+    mask = np.zeros((40, 50), np.uint8)
+    mask[16:30, 10:40] = 1
+    gt = {
+        "videos": [{"id": 1, "height": 40, "width": 50, "length": 1, "file_names": ["v/0.jpg"]}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
+             "segmentations": [encode_mask(mask)], "areas": [420]}
+        ],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    visualize_ytvis(str(tmp_path / "gt.json"), str(tmp_path), str(tmp_path / "out"))
+    frame = np.asarray(Image.open(tmp_path / "out" / "video_1.png").convert("RGB")).astype(int)
+    assert frame.shape[:2] == (40, 50)
+    assert np.abs(frame[mask.astype(bool)] - 40).mean() > 20  # the mask is drawn over it
+    assert np.abs(frame[34:] - 40).max() < 10  # below the mask: no mask, outline or label

@@ -113,7 +113,9 @@ def build_clip_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     return augs
 
 
-def read_video_frame(file_name: str, height: int, width: int, image_format: str) -> np.ndarray:
+def read_video_frame(
+    file_name: str, height: Optional[int], width: Optional[int], image_format: str
+) -> np.ndarray:
     """Read one frame as (H, W, C) uint8 in ``image_format``, resized to the annotated size.
 
     Some datasets (LV-VIS train) contain frames whose size differs from the JSON; the frame is
@@ -121,15 +123,15 @@ def read_video_frame(file_name: str, height: int, width: int, image_format: str)
 
     Args:
         file_name: image path.
-        height: annotated frame height.
-        width: annotated frame width.
+        height: annotated frame height (None: keep the image's size).
+        width: annotated frame width (None: keep the image's size).
         image_format: detectron2 format ("RGB", "BGR", ...).
 
     Returns:
         ``(height, width, C)`` uint8 array.
     """
     img = utils.read_image(file_name, format=image_format)
-    if img.shape[:2] != (height, width):
+    if height is not None and width is not None and img.shape[:2] != (height, width):
         log_first_n(
             logging.WARNING,
             f"{file_name} is {img.shape[1]}x{img.shape[0]} but annotated as {width}x{height}; "

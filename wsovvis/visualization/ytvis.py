@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from wsovvis.data.video_utils import read_video_frame
 from wsovvis.utils.io import atomic_write, read_json
 from wsovvis.utils.rle import decode_segmentation
 
@@ -243,7 +244,8 @@ def visualize_ytvis(
             path = os.path.join(image_root, name)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"frame of video {video['id']} not found: {path}")
-            frames.append(np.asarray(Image.open(path).convert("RGB")))
+            # as the data loader reads frames: EXIF orientation, resized to the annotated size
+            frames.append(read_video_frame(path, video.get("height"), video.get("width"), "RGB"))
         rendered = render_frames(frames, tracks.get(video["id"], []), names)
         stem = os.path.join(output_dir, f"video_{video['id']}")
         save_gif(rendered, stem + ".gif", duration_ms)
