@@ -61,12 +61,8 @@ def child(args):
     video = {"video_id": 0, "height": 2 * h, "width": 2 * w, "image": LazyFrames(num_frames, h, w)}
     tracemalloc.start()
     t0 = time.perf_counter()
-    with torch.no_grad():  # same steps as WSVidEoMT.inference_video, keeping the stream
-        stream = model.new_stream(video["height"], video["width"], video["video_id"])
-        frames = video["image"]
-        for start in range(0, num_frames, model.window_size):
-            stop = min(num_frames, start + model.window_size)
-            stream.step([frames[i] for i in range(start, stop)])
+    with torch.no_grad():  # WSVidEoMT.inference_video, keeping the stream to look into
+        stream = model.stream_video(video)
         stored = [rle for frame in stream.acc.frames for rle in frame.values()]
         out = stream.finalize()
     secs = time.perf_counter() - t0

@@ -251,15 +251,16 @@ class WSVidEoMT(nn.Module):
         return VideoStream(self, height, width, video_id)
 
     @torch.no_grad()
-    def inference_video(self, video: Dict) -> Dict:
-        """Online inference over one video, ``window_size`` frames per network call.
+    def stream_video(self, video: Dict) -> VideoStream:
+        """Stream one video through the network, ``window_size`` frames per call.
 
         Args:
             video: test mapper output (``image`` sequence, ``height``, ``width``,
                 ``video_id``); without ``height``/``width`` the outputs are at the input size.
 
         Returns:
-            The per-video output dict of ``docs/CONTRACTS.md``.
+            The :class:`VideoStream` after its last frame, not finalized yet (its accumulated
+            tracks can still be inspected, e.g. by the memory benchmark).
         """
         frames = video["image"]
         if "height" in video and "width" in video:
@@ -271,4 +272,16 @@ class WSVidEoMT(nn.Module):
             stream.step(
                 [frames[i] for i in range(start, min(len(frames), start + self.window_size))]
             )
-        return stream.finalize()
+        return stream
+
+    @torch.no_grad()
+    def inference_video(self, video: Dict) -> Dict:
+        """Online inference over one video (:meth:`stream_video`, then the final tracks).
+
+        Args:
+            video: see :meth:`stream_video`.
+
+        Returns:
+            The per-video output dict of ``docs/CONTRACTS.md``.
+        """
+        return self.stream_video(video).finalize()
