@@ -249,7 +249,7 @@ def main(argv=None):
 def compare_official(args, c, model, net, ours_step, inputs, timer, autocast):
     """Time the official backbone (same weights) interleaved with ours; check the outputs."""
     import torch
-    from _official_videomt import OfficialUnavailable, build_official_backbone
+    from _official_videomt import OfficialUnavailable, build_official_backbone, official_commit
 
     try:
         official = build_official_backbone(
@@ -265,6 +265,7 @@ def compare_official(args, c, model, net, ours_step, inputs, timer, autocast):
     except (OfficialUnavailable, RuntimeError) as e:
         print(f"official       : skipped -- {e}")
         return
+    print(f"official       : {args.official} at commit {official_commit(args.official)}")
     official = official.to(inputs[0].device).eval()
     off = torch.compile(official, dynamic=True) if args.compile else official
 
