@@ -384,7 +384,7 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
         track = marker_index(seq, packed)
         if track >= 0:
             seq = track
-            num_frames = int(packed.track_start[track + 1] - packed.track_start[track])
+            num_frames = int(packed.num_frames(track))
         elif not isinstance(seq, list):
             raise ValueError(f"results[{i}] (video_id={vid}): 'segmentations' must be a list")
         else:

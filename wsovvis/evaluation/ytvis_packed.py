@@ -17,9 +17,11 @@ disable the kernels (the tests compare both paths).
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
+
+from .ytvis_rle_codec import MARK
 
 try:
     from . import _ytvis_kernels as _kernels
@@ -35,9 +37,6 @@ __all__ = [
     "pack",
     "packed_video_iou",
 ]
-
-MARK = "#"
-
 
 def kernels_available() -> bool:
     """Whether the compiled kernels are built and not disabled by ``WSOVVIS_EVAL_KERNELS=0``."""
@@ -88,8 +87,8 @@ class PackedTracks:
             self.runs,
         )
 
-    def num_frames(self, tracks: np.ndarray) -> np.ndarray:
-        """int64 number of frames of each track in ``tracks``."""
+    def num_frames(self, tracks):
+        """Number of frames of track ``tracks`` (an int, or an int array: one count each)."""
         return self.track_start[tracks + 1] - self.track_start[tracks]
 
     def frame(self, f: int) -> Optional[dict]:
@@ -226,8 +225,3 @@ def packed_video_iou(
         np.frombuffer(status, dtype=np.int8),
         np.frombuffer(bad, dtype=np.int64).reshape(-1, 2),
     )
-
-
-def materialize(segs: Sequence, packed: Optional[PackedTracks]) -> list:
-    """Original ``segmentations`` lists for entries that are packed track indices (ints)."""
-    return [packed.segmentations(s) if isinstance(s, (int, np.integer)) else s for s in segs]
