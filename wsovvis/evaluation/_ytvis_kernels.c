@@ -99,6 +99,15 @@ typedef struct {
     Buf track_start, kind, fh, fw, foff, flen, str, runs, area_start, area_vals;
 } Pack;
 
+#define PACK_TABLES 10
+
+/* The tables of a Pack, in the order pack_json returns them. */
+static void pack_tables(Pack *p, Buf *all[PACK_TABLES]) {
+    Buf *t[PACK_TABLES] = {&p->track_start, &p->kind, &p->fh,   &p->fw,         &p->foff,
+                           &p->flen,        &p->str,  &p->runs, &p->area_start, &p->area_vals};
+    memcpy(all, t, sizeof(t));
+}
+
 static size_t skip_ws(const unsigned char *d, size_t n, size_t i) {
     while (i < n && (d[i] == ' ' || d[i] == '\n' || d[i] == '\r' || d[i] == '\t')) i++;
     return i;
@@ -197,6 +206,13 @@ done:
     return i + 1;
 }
 
+/* One frame row: kind, size, and the span of its counts in str (kind 1) or runs (kind 2);
+ * returns nonzero when out of memory. */
+static int push_frame(Pack *p, int8_t kind, int32_t h, int32_t w, int64_t off, int64_t len) {
+    return buf_put(&p->kind, &kind, 1) || buf_put(&p->fh, &h, 4) || buf_put(&p->fw, &w, 4) ||
+           buf_put(&p->foff, &off, 8) || buf_put(&p->flen, &len, 8);
+}
+
 /* One frame object {"size": [h, w], "counts": ...}; returns the end position or 0. */
 static size_t parse_frame(Pack *p, size_t i) {
     const unsigned char *d = p->d;
@@ -249,21 +265,10 @@ static size_t parse_frame(Pack *p, size_t i) {
         return 0;
     }
     kind |= (int8_t)(counts_first << 2); /* key order, to rebuild the object as written */
-    if (buf_put(&p->kind, &kind, 1)) return 0;
-    int32_t h32 = (int32_t)h, w32 = (int32_t)w;
-    if (buf_put(&p->fh, &h32, 4) || buf_put(&p->fw, &w32, 4) || buf_put(&p->foff, &off, 8) ||
-        buf_put(&p->flen, &len, 8))
-        return 0;
-    return i + 1;
+    return push_frame(p, kind, (int32_t)h, (int32_t)w, off, len) ? 0 : i + 1;
 }
 
-static int push_null_frame(Pack *p) {
-    int8_t kind = 0;
-    int32_t z32 = 0;
-    int64_t z64 = 0;
-    return buf_put(&p->kind, &kind, 1) || buf_put(&p->fh, &z32, 4) || buf_put(&p->fw, &z32, 4) ||
-           buf_put(&p->foff, &z64, 8) || buf_put(&p->flen, &z64, 8);
-}
+static int push_null_frame(Pack *p) { return push_frame(p, 0, 0, 0, 0, 0); }
 
 /* A JSON array whose elements are read by elem (which returns the position after the element
  * or 0); returns the position after ']' or 0. */
@@ -318,9 +323,9 @@ static size_t parse_areas(Pack *p, size_t i) {
 }
 
 static void pack_free(Pack *p) {
-    Buf *all[] = {&p->track_start, &p->kind, &p->fh,   &p->fw,         &p->foff,
-                  &p->flen,        &p->str,  &p->runs, &p->area_start, &p->area_vals};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) free(all[k]->p);
+    Buf *all[PACK_TABLES];
+    pack_tables(p, all);
+    for (int k = 0; k < PACK_TABLES; k++) free(all[k]->p);
 }
 
 static PyObject *pack_json(PyObject *self, PyObject *args) {
@@ -380,13 +385,13 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
         }
         if (v >= n || d[v] != '[') continue;
         /* remember the table sizes to undo a partial parse */
-        size_t saved[10];
-        Buf *all[] = {&p.track_start, &p.kind, &p.fh,   &p.fw,         &p.foff,
-                      &p.flen,        &p.str,  &p.runs, &p.area_start, &p.area_vals};
-        for (int k = 0; k < 10; k++) saved[k] = all[k]->n;
+        size_t saved[PACK_TABLES];
+        Buf *all[PACK_TABLES];
+        pack_tables(&p, all);
+        for (int k = 0; k < PACK_TABLES; k++) saved[k] = all[k]->n;
         size_t end = key == 1 ? parse_track(&p, v) : parse_areas(&p, v);
         if (!end) {
-            for (int k = 0; k < 10; k++) all[k]->n = saved[k];
+            for (int k = 0; k < PACK_TABLES; k++) all[k]->n = saved[k];
             i = v; /* keep the original text; go on scanning inside it */
             continue;
         }
@@ -412,15 +417,15 @@ static PyObject *pack_json(PyObject *self, PyObject *args) {
     }
     PyObject *text = PyBytes_FromStringAndSize(out.p ? out.p : "", (Py_ssize_t)out.n);
     if (!text) goto cleanup;
-    result = PyTuple_New(11);
+    result = PyTuple_New(PACK_TABLES + 1);
     if (!result) {
         Py_DECREF(text);
         goto cleanup;
     }
     PyTuple_SET_ITEM(result, 0, text);
-    Buf *tabs[] = {&p.track_start, &p.kind, &p.fh,   &p.fw,         &p.foff,
-                   &p.flen,        &p.str,  &p.runs, &p.area_start, &p.area_vals};
-    for (int k = 0; k < 10; k++) {
+    Buf *tabs[PACK_TABLES];
+    pack_tables(&p, tabs);
+    for (int k = 0; k < PACK_TABLES; k++) {
         PyObject *o = owned_from_buf(tabs[k]);
         if (!o) {
             Py_CLEAR(result);
