@@ -32,7 +32,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     Py_buffer *bufs[] = {&kb, &rb, &sb, &mb, &ib, &nb, &tb, &db, &pb, &cb};
     int have_q = 0;
     PyObject *ret = NULL;
-    double *tp = NULL;
+    double *pr = NULL; /* precision, then recall (n + 1 each) */
     int64_t *sel = NULL;
     if (scores_o != Py_None) {
         if (PyObject_GetBuffer(scores_o, &qb, PyBUF_WRITABLE)) goto done;
@@ -63,12 +63,12 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
         if (!(rec[r] >= rec[r - 1])) goto bad; /* the threshold walk needs ascending thresholds */
     for (int64_t i = 0; i < n; i++)
         if (k[i] < 0 || k[i] >= num_k || (i && k[i] < k[i - 1])) goto bad;
-    tp = malloc(sizeof(double) * 3 * (size_t)(n + 1));
-    if (!tp) {
+    pr = malloc(sizeof(double) * 2 * (size_t)(n + 1));
+    if (!pr) {
         PyErr_NoMemory();
         goto done;
     }
-    double *pr = tp + n + 1, *rc = pr + n + 1;
+    double *rc = pr + n + 1;
     sel = malloc(sizeof(int64_t) * (size_t)(n + 1));
     if (!sel) {
         PyErr_NoMemory();
@@ -134,7 +134,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
 bad:
     PyErr_SetString(PyExc_ValueError, "accumulate: inconsistent array sizes");
 done:
-    free(tp);
+    free(pr);
     free(sel);
     for (int i = 0; i < 10; i++) PyBuffer_Release(bufs[i]);
     if (have_q) PyBuffer_Release(&qb);
