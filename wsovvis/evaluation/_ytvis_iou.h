@@ -236,13 +236,31 @@ typedef struct {
     int present, partner;
 } Item;
 
+/* Decode frame t of an item into s (want: also its intervals, for intersections); present is
+ * set when the frame exists and decoded (rc 0). Returns decode_frame's rc, 0 for no frame. */
+static int decode_item(const Tabs *tb, Item *it, int64_t t, uint64_t hw, int32_t h, int32_t w,
+                       int want, Ivs *s) {
+    it->present = 0;
+    if (t >= it->frames) return 0;
+    int64_t f = tb->track_start[it->track] + t;
+    if ((tb->kind[f] & 3) == 0) return 0;
+    it->iv_off = (int64_t)s->n;
+    int rc = decode_frame(tb, f, hw, h, w, want, s, &it->area);
+    if (rc) return rc;
+    it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
+    it->present = 1;
+    return 0;
+}
+
 /* One video; returns 0 scored, 1 left to Python, 2 corrupt mask (bad = {item, frame}: item i
- * >= 0 the i-th detection, -(j + 1) the j-th GT track), -1 out of memory. */
+ * >= 0 the i-th detection, -(j + 1) the j-th GT track), -1 out of memory. Unless scored, iou and
+ * mean_area are zeros; bad is zeros unless corrupt. asum: 2 * nd scratch integers. */
 static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item *di, int64_t nd,
                      const int64_t *dg, Item *gi, int64_t ng, const int64_t *gg, Ivs *s,
-                     int64_t *inter, int64_t *uni, double *iou, double *mean_area, int64_t *bad) {
-    uint64_t hw = (uint64_t)h * (uint64_t)w;
-    if (h < 0 || w < 0 || hw >= (1ull << 29)) return 1;
+                     int64_t *inter, int64_t *uni, int64_t *asum, double *iou, double *mean_area,
+                     int64_t *bad) {
+    uint64_t hw = (uint64_t)h * (uint64_t)w; /* h, w in [0, INT32_MAX]: checked by the caller */
+    int64_t *acnt = asum + nd;
     int64_t max_t = 0;
     for (int64_t i = 0; i < nd; i++) {
         di[i].frames = dt->track_start[di[i].track + 1] - dt->track_start[di[i].track];
@@ -258,8 +276,10 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
     }
     memset(inter, 0, sizeof(int64_t) * nd * ng);
     memset(uni, 0, sizeof(int64_t) * nd * ng);
-    int64_t *asum = calloc(2 * (size_t)nd + 1, sizeof(int64_t)), *acnt = asum + nd;
-    if (!asum) return -1;
+    memset(asum, 0, sizeof(int64_t) * 2 * nd);
+    bad[0] = bad[1] = 0;
+    int rc = 1;
+    if (hw >= (1ull << 29)) goto unscored;
     /* a video with a frame for pycocotools (status 1) is still read to the end, so that a
      * corrupt mask anywhere is reported (status 2): the first GT track by (track, frame), as the
      * Python path converts them, else the first detection by (detection, frame) */
@@ -269,37 +289,24 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
         int scoring = !flagged && bad_g < 0 && bad_d < 0;
         s->n = 0;
         for (int64_t i = 0; i < nd; i++) {
-            Item *it = &di[i];
-            it->present = 0;
-            if (t >= it->frames) continue;
-            int64_t f = dt->track_start[it->track] + t;
-            if ((dt->kind[f] & 3) == 0) continue;
-            it->iv_off = (int64_t)s->n;
-            int rc = decode_frame(dt, f, hw, h, w, scoring && it->partner, s, &it->area);
-            if (rc < 0) goto oom;
+            rc = decode_item(dt, &di[i], t, hw, h, w, scoring && di[i].partner, s);
+            if (rc < 0) return -1;
             if (rc == 2 && (bad_d < 0 || i < bad_d)) bad_d = i, bad_dt = t;
             flagged |= rc == 1;
-            if (rc) continue;
-            it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
-            it->present = 1;
-            asum[i] += it->area;
-            acnt[i] += it->area > 0;
+            if (!di[i].present) continue;
+            asum[i] += di[i].area;
+            acnt[i] += di[i].area > 0;
         }
         scoring = !flagged && bad_g < 0 && bad_d < 0;
         for (int64_t j = 0; j < ng; j++) {
-            Item *it = &gi[j];
-            it->present = 0;
-            if (t >= it->frames || !it->partner) continue;
-            int64_t f = gt->track_start[it->track] + t;
-            if ((gt->kind[f] & 3) == 0) continue;
-            it->iv_off = (int64_t)s->n;
-            int rc = decode_frame(gt, f, hw, h, w, scoring, s, &it->area);
-            if (rc < 0) goto oom;
+            if (!gi[j].partner) { /* never scored: not decoded */
+                gi[j].present = 0;
+                continue;
+            }
+            rc = decode_item(gt, &gi[j], t, hw, h, w, scoring, s);
+            if (rc < 0) return -1;
             if (rc == 2 && (bad_g < 0 || j < bad_g)) bad_g = j, bad_gt = t;
             flagged |= rc == 1;
-            if (rc) continue;
-            it->iv_n = ((int64_t)s->n - it->iv_off) / 2;
-            it->present = 1;
         }
         if (flagged || bad_g >= 0 || bad_d >= 0) continue; /* only checking from here on */
         for (int64_t i = 0; i < nd; i++) {
@@ -317,24 +324,23 @@ static int one_video(const Tabs *dt, const Tabs *gt, int32_t h, int32_t w, Item 
             }
         }
     }
-    int rc = 0;
     if (bad_g >= 0 || bad_d >= 0) {
-        rc = 2;
         bad[0] = bad_g >= 0 ? -(bad_g + 1) : bad_d;
         bad[1] = bad_g >= 0 ? bad_gt : bad_dt;
-    } else if (flagged) {
-        rc = 1;
-    } else {
-        for (int64_t k = 0; k < nd * ng; k++)
-            iou[k] = uni[k] > 0 ? (double)inter[k] / (double)uni[k] : 0.0;
-        for (int64_t i = 0; i < nd; i++)
-            mean_area[i] = acnt[i] ? (double)asum[i] / (double)acnt[i] : 0.0;
+        rc = 2;
+        goto unscored;
     }
-    free(asum);
+    rc = 1;
+    if (flagged) goto unscored;
+    for (int64_t k = 0; k < nd * ng; k++)
+        iou[k] = uni[k] > 0 ? (double)inter[k] / (double)uni[k] : 0.0;
+    for (int64_t i = 0; i < nd; i++)
+        mean_area[i] = acnt[i] ? (double)asum[i] / (double)acnt[i] : 0.0;
+    return 0;
+unscored:
+    memset(iou, 0, sizeof(double) * nd * ng);
+    memset(mean_area, 0, sizeof(double) * nd);
     return rc;
-oom:
-    free(asum);
-    return -1;
 }
 
 #define VIDEO_IOU_DOC                                                                          \
@@ -411,7 +417,7 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
     status_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nv);
     bad_o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * nv));
     items = malloc(sizeof(Item) * (size_t)(max_d + max_g + 1));
-    scratch = malloc(sizeof(int64_t) * (size_t)(2 * max_dg + 1));
+    scratch = malloc(sizeof(int64_t) * (size_t)(2 * max_dg + 2 * max_d + 1));
     if (!iou_o || !area_o || !status_o || !bad_o) goto done;
     if (!items || !scratch) {
         PyErr_NoMemory();
@@ -429,15 +435,10 @@ static PyObject *video_iou(PyObject *self, PyObject *args) {
         for (int64_t i = 0; i < nd; i++) di[i].track = dids[d0 + i];
         for (int64_t j = 0; j < ng; j++) gi[j].track = gids[g0 + j];
         int rc = one_video(&dt, &gt, (int32_t)hw[2 * v], (int32_t)hw[2 * v + 1], di, nd,
-                           dgr + d0, gi, ng, ggr + g0, &s, scratch, scratch + max_dg, iou + pos,
-                           area + d0, bad + 2 * v);
+                           dgr + d0, gi, ng, ggr + g0, &s, scratch, scratch + max_dg,
+                           scratch + 2 * max_dg, iou + pos, area + d0, bad + 2 * v);
         if (rc < 0) oom = 1;
         status[v] = (int8_t)(rc > 0 ? rc : 0);
-        if (rc != 2) bad[2 * v] = bad[2 * v + 1] = 0;
-        if (rc) {
-            for (int64_t k = 0; k < nd * ng; k++) iou[pos + k] = 0.0;
-            for (int64_t i = 0; i < nd; i++) area[d0 + i] = 0.0;
-        }
         pos += nd * ng;
     }
     Py_END_ALLOW_THREADS;
