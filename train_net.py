@@ -21,7 +21,6 @@ import sys
 import warnings
 
 warnings.filterwarnings("ignore", message=".*pkg_resources.*")
-warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from sacred import Experiment  # noqa: E402
 from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402

@@ -2,7 +2,6 @@
 import logging
 import os
 import pickle
-from typing import Optional
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -31,7 +30,6 @@ class VideoCheckpointer(DetectionCheckpointer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.last_incompatible = None
-        self.last_num_loaded: Optional[int] = None
 
     def save(self, name: str, **kwargs) -> None:
         """Save ``<save_dir>/<name>.pth`` atomically (a kill mid-write never leaves a torn file)."""
@@ -87,15 +85,8 @@ class VideoCheckpointer(DetectionCheckpointer):
         return loaded
 
     def _load_model(self, checkpoint):
-        state = checkpoint.get("model", {})
-        incompatible = super()._load_model(checkpoint)
-        self.last_incompatible = incompatible
-        if incompatible is not None:
-            bad = set(incompatible.missing_keys) | {k for k, *_ in incompatible.incorrect_shapes}
-            self.last_num_loaded = len([k for k in self.model.state_dict() if k not in bad])
-            if not state:
-                self.last_num_loaded = 0
-        return incompatible
+        self.last_incompatible = super()._load_model(checkpoint)
+        return self.last_incompatible
 
     def check_compatible(self, path: str, *, strict: bool) -> None:
         """Raise if the last :meth:`load` did not fit the model.
@@ -113,7 +104,8 @@ class VideoCheckpointer(DetectionCheckpointer):
         if inc is None:
             return
         model_keys = list(self.model.state_dict().keys())
-        if self.last_num_loaded == 0:
+        bad = set(inc.missing_keys) | {k for k, *_ in inc.incorrect_shapes}
+        if all(k in bad for k in model_keys):  # not one tensor loaded
             raise CheckpointError(
                 f"Checkpoint {path} does not fit this model: none of the model's "
                 f"{len(model_keys)} tensors were found in it with a matching name and shape "

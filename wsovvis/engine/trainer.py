@@ -5,9 +5,8 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Dict
 
-import torch
 from detectron2.engine import (
     AMPTrainer,
     DefaultTrainer,
@@ -19,9 +18,12 @@ from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from wsovvis.modeling.videomt.checkpoint import POS_EMBED_KEY
+
 from .checkpoint import CheckpointError, VideoCheckpointer
 from .data import ResumableLoader, build_resumable_loader
 from .optimizer import build_lr_scheduler, build_optimizer
+from .setup import uses_cuda
 
 __all__ = ["Trainer", "flat_metrics"]
 
@@ -34,7 +36,7 @@ class Trainer(DefaultTrainer):
     Differences to detectron2's: skip-consistent training loader (:mod:`wsovvis.engine.data`),
     per-iteration seeding, optimizer state in checkpoints (v0.6 saves only the iteration and
     hooks), :class:`VideoCheckpointer` with architecture checks, AdamW + LLRD optimizer,
-    ``YTVISEvaluator``, and the last evaluation results kept in :attr:`last_eval_results`.
+    ``YTVISEvaluator``, and :meth:`train` returning the last evaluation results.
 
     Per-iteration seeding: between fetching a batch and running the model on it, Python
     ``random``, numpy and torch (CPU + CUDA) are re-seeded from ``(SEED, rank, iteration)``
@@ -53,8 +55,7 @@ class Trainer(DefaultTrainer):
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
-        on_cuda = torch.device(cfg.MODEL.DEVICE).type == "cuda"
-        ddp_kwargs = {} if on_cuda else {"device_ids": None}
+        ddp_kwargs = {} if uses_cuda(cfg) else {"device_ids": None}
         model = create_ddp_model(model, broadcast_buffers=False, **ddp_kwargs)
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
@@ -63,7 +64,6 @@ class Trainer(DefaultTrainer):
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
-        self.last_eval_results: Optional[Dict] = None
         self.register_hooks(self.build_hooks())
 
     # --- builders -------------------------------------------------------------------------
@@ -143,13 +143,14 @@ class Trainer(DefaultTrainer):
         super().resume_or_load(resume=resume)
         if path:
             ckpt.check_compatible(path, strict=resuming)
-            pos_embed = "backbone.encoder.backbone.pos_embed"  # VidEoMT
-            skipped = {k: (a, b) for k, a, b in ckpt.last_incompatible.incorrect_shapes} \
-                if ckpt.last_incompatible is not None else {}
-            if pos_embed in skipped:  # detectron2 only warns and keeps the untrained embedding
+            inc = ckpt.last_incompatible
+            shapes = next(
+                ((a, b) for k, a, b in inc.incorrect_shapes if k == POS_EMBED_KEY), None
+            ) if inc is not None else None
+            if shapes is not None:  # detectron2 only warns and keeps the untrained embedding
                 raise CheckpointError(
-                    f"{path}: {pos_embed} has shape {tuple(skipped[pos_embed][0])}, the model "
-                    f"{tuple(skipped[pos_embed][1])}: set MODEL.VIDEOMT.IMG_SIZE to the "
+                    f"{path}: {POS_EMBED_KEY} has shape {tuple(shapes[0])}, the model "
+                    f"{tuple(shapes[1])}: set MODEL.VIDEOMT.IMG_SIZE to the "
                     "checkpoint's (tools/convert_videomt_checkpoint.py prints it)"
                 )
         if resuming:
@@ -161,9 +162,7 @@ class Trainer(DefaultTrainer):
     def train(self):
         """Run training; returns the last evaluation results (or None if none ran)."""
         super().train()
-        if hasattr(self, "_last_eval_results"):
-            self.last_eval_results = self._last_eval_results
-        return self.last_eval_results
+        return getattr(self, "_last_eval_results", None)  # set by detectron2's eval hook
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
