@@ -13,13 +13,10 @@ import os
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from detectron2.utils import comm
-
 from wsovvis.utils.io import atomic_write_json, read_json
 
-from .data import derive_seed, seed_all
 from .runner import run_experiment
-from .setup import build_cfg, normalize_config
+from .setup import build_cfg, normalize_config, seed_process
 from .trainer import Trainer, flat_metrics
 
 __all__ = ["DEMO_CONFIG", "prepare_demo_data", "evaluate_untrained", "run_demo", "format_table"]
@@ -85,11 +82,11 @@ def prepare_demo_data(root: str, preset: str = "demo", seed: int = 0) -> Dict[st
 def evaluate_untrained(config: Dict) -> Dict[str, float]:
     """Score the model exactly as training initialises it (same seed), in this process."""
     config = normalize_config(config)
-    cfg = build_cfg(config, check=False).clone()
+    cfg = build_cfg(config, check=False)
     cfg.defrost()
     cfg.OUTPUT_DIR = os.path.join(os.path.dirname(cfg.OUTPUT_DIR), "untrained")
     cfg.freeze()
-    seed_all(derive_seed(cfg.SEED, comm.get_rank()))
+    seed_process(cfg)  # as setup_process seeds training
     model = Trainer.build_model(cfg)
     return flat_metrics(Trainer.test(cfg, model))
 

@@ -21,8 +21,8 @@ from wsovvis.config import add_wsovvis_config
 from .data import derive_seed, seed_all
 
 __all__ = [
-    "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "setup_process",
-    "uses_cuda",
+    "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "seed_process",
+    "setup_process", "uses_cuda",
 ]
 
 logger = logging.getLogger(__name__)
@@ -305,6 +305,16 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
     return cfg
 
 
+def seed_process(cfg: CfgNode) -> None:
+    """Seed Python, numpy and torch of this process from ``cfg.SEED`` and the process rank.
+
+    ``SEED < 0`` gives a random seed per process, as detectron2's ``default_setup`` does (not a
+    fixed seed derived from -1).
+    """
+    base = cfg.SEED if cfg.SEED >= 0 else int.from_bytes(os.urandom(4), "little")
+    seed_all(derive_seed(base, comm.get_rank()))
+
+
 def setup_process(cfg: CfgNode) -> None:
     """Per-process setup (``default_setup`` without argparse): logs, config dump, seeds."""
     rank = comm.get_rank()
@@ -317,8 +327,6 @@ def setup_process(cfg: CfgNode) -> None:
         from wsovvis.utils.io import atomic_write
 
         atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), lambda f: f.write(cfg.dump()))
-    # SEED < 0: random per process, as detectron2's default_setup (not a fixed seed from -1)
-    base = cfg.SEED if cfg.SEED >= 0 else int.from_bytes(os.urandom(4), "little")
-    seed_all(derive_seed(base, rank))
+    seed_process(cfg)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 
