@@ -13,7 +13,7 @@ detectron2's ``comm`` ready (global + local process groups):
 import logging
 import os
 from datetime import timedelta
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -23,7 +23,9 @@ from detectron2.utils import comm
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "check_dist_url",
     "launch",
+    "missing_master_env",
     "external_dist_env",
     "run_external",
     "resolve_dist_url",
@@ -33,6 +35,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+def check_dist_url(dist_url: str, num_machines: int) -> None:
+    """Validate a ``dist_url`` for a job of ``num_machines`` machines (nothing is opened).
+
+    Raises:
+        ValueError: ``"auto"`` with several machines, or a URL without a scheme.
+    """
+    if dist_url == "auto" and num_machines > 1:
+        raise ValueError(
+            "dist_url='auto' only works on one machine; pass "
+            "dist_url=tcp://<host of machine 0>:<port> on every machine"
+        )
+    if dist_url != "auto" and "://" not in dist_url:
+        raise ValueError(f"dist_url must be 'auto', tcp://host:port or file://...: {dist_url!r}")
+
+
+def missing_master_env() -> List[str]:
+    """The rendezvous variables (``MASTER_ADDR``, ``MASTER_PORT``) not set in the environment."""
+    return [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
 
 
 def resolve_dist_url(dist_url: str, num_machines: int) -> str:
@@ -46,18 +68,15 @@ def resolve_dist_url(dist_url: str, num_machines: int) -> str:
         the URL every process of the job initialises the process group with.
 
     Raises:
-        ValueError: ``"auto"`` with several machines, or a URL without a scheme.
+        ValueError: see :func:`check_dist_url`.
     """
+    check_dist_url(dist_url, num_machines)
     if dist_url == "auto":
-        if num_machines > 1:
-            raise ValueError("dist_url='auto' only works on one machine; pass tcp://<host0>:<port>")
         import socket
 
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
-    if "://" not in dist_url:
-        raise ValueError(f"dist_url must be 'auto', tcp://host:port or file://..: {dist_url!r}")
     return dist_url
 
 
@@ -224,9 +243,9 @@ def run_external(main_func: Callable, dist_env: Dict[str, int], args: tuple = ()
     for key, value in (("RANK", "rank"), ("WORLD_SIZE", "world_size"),
                        ("LOCAL_RANK", "local_rank")):
         os.environ.setdefault(key, str(dist_env[value]))
-    for key in ("MASTER_ADDR", "MASTER_PORT"):
-        if key not in os.environ:
-            raise RuntimeError(f"{key} must be set for torchrun/srun launches")
+    missing = missing_master_env()
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} must be set for torchrun/srun launches")
     if use_cuda is None:
         use_cuda = torch.cuda.is_available()
     backend = "nccl" if use_cuda else "gloo"

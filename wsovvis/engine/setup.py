@@ -111,11 +111,11 @@ def _check_layout(config: Dict[str, Any]) -> int:
     Under torchrun / ``srun`` (one task per GPU) the world size comes from the environment and
     ``num_gpus`` / ``num_machines`` / ``machine_rank`` / ``dist_url`` are not used.
     """
-    from .launch import external_dist_env
+    from .launch import check_dist_url, external_dist_env, missing_master_env
 
     env = external_dist_env()
     if env is not None:
-        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        missing = missing_master_env()
         if missing:
             raise ConfigError(f"{' and '.join(missing)} must be exported for srun launches with "
                               "one task per GPU (torchrun sets them)")
@@ -128,11 +128,10 @@ def _check_layout(config: Dict[str, Any]) -> int:
         raise ConfigError(
             f"machine_rank={machine_rank} must be in [0, num_machines={num_machines})"
         )
-    if dist_url == "auto" and num_machines > 1:
-        raise ConfigError("dist_url='auto' only works on one machine; pass "
-                          "dist_url=tcp://<host of machine 0>:<port> on every machine")
-    if dist_url != "auto" and "://" not in dist_url:
-        raise ConfigError(f"dist_url must be 'auto', tcp://host:port or file://...: {dist_url!r}")
+    try:
+        check_dist_url(dist_url, num_machines)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     return num_gpus * num_machines
 
 
