@@ -22,7 +22,13 @@ from wsovvis.utils.io import read_json
 from .ytvis_packed import PackedTracks, kernels_available, load_json_packed, marker_index
 from .ytvis_rle_codec import compact_counts_json
 
-__all__ = ["GroundTruth", "Detections", "load_ground_truth", "load_detections", "load_json_fast"]
+__all__ = [
+    "GroundTruth",
+    "Detections",
+    "load_ground_truth",
+    "load_detections",
+    "load_json_packed_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,48 +40,31 @@ except ImportError:  # pragma: no cover - optional dependency
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
 
 
-def load_json_fast(path: str, what: str, compact_counts: bool = False) -> Any:
-    """Read a JSON file (with ``orjson`` when installed), with errors naming the file.
+def load_json_packed_file(
+    path: str, what: str, compact_counts: bool = True
+) -> Tuple[Any, Optional[PackedTracks]]:
+    """Read a YTVIS JSON file (with ``orjson`` when installed), masks packed for the kernels.
+
+    Without the kernels (or ``orjson``) ``packed`` is None and the document is parsed whole.
 
     Args:
         path: JSON file.
         what: description used in error messages, e.g. ``"results file"``.
-        compact_counts: turn uncompressed RLE ``counts`` lists into ``"#..."`` marker strings
-            (see :mod:`.ytvis_rle_codec`; only the scorer's GT loader understands them).
-
-    Returns:
-        The decoded object.
-    """
-    return _load_json(path, what, compact_counts, pack=False)[0]
-
-
-def load_json_packed_file(
-    path: str, what: str, compact_counts: bool = True
-) -> Tuple[Any, Optional[PackedTracks]]:
-    """Read a YTVIS JSON file with its masks packed for the compiled kernels.
-
-    Without the kernels (or ``orjson``) this is :func:`load_json_fast` with ``compact_counts``
-    and ``packed`` is None.
-
-    Args:
-        path: JSON file.
-        what: description used in error messages.
-        compact_counts: without the kernels, rewrite ``counts`` lists as :func:`load_json_fast`.
+        compact_counts: without the kernels, turn uncompressed RLE ``counts`` lists into
+            ``"#..."`` marker strings (see :mod:`.ytvis_rle_codec`; only the scorer's GT loader
+            understands them).
 
     Returns:
         ``(document, packed)`` (see :func:`.ytvis_packed.load_json_packed`).
+
+    Raises:
+        FileNotFoundError, OSError, ValueError: naming the file.
     """
-    pack = _orjson is not None and kernels_available()
-    return _load_json(path, what, compact_counts, pack=pack)
-
-
-def _load_json(path: str, what: str, compact_counts: bool, pack: bool):
-    """Shared reader of :func:`load_json_fast` and :func:`load_json_packed_file`."""
     if _orjson is None:
         return read_json(path, what), None
     try:
         with open(path, "rb") as f:
-            if pack:  # the packer reads the page cache in place (no copy of a 100+ MB file)
+            if kernels_available():  # the packer reads the page cache in place (no copy of a 100+ MB file)
                 with _mapped(f) as data:
                     return load_json_packed(data, _orjson.loads)
             data = f.read()
@@ -210,7 +199,7 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
 
     Args:
         gt: path to the GT JSON or its decoded dict (not modified). A path is read with
-            ``load_json_fast(..., compact_counts=True)``; such a dict may also be passed.
+            :func:`load_json_packed_file`; such a dict may also be passed.
 
     Returns:
         The indexed :class:`GroundTruth`.
