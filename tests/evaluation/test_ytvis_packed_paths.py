@@ -410,3 +410,24 @@ def test_first_bad_result_is_reported_in_both_paths(tmp_path, edits, first, clas
     first = first[int(class_agnostic)]
     t = next(t for i, t, _ in edits if i == first)
     assert memory.startswith(f"results[{first}] (video_id={res[first]['video_id']}) frame {t}: ")
+
+
+@pytest.mark.parametrize("key,value", [("height", -1), ("width", 2**31), ("height", 2**40)])
+def test_video_size_outside_the_kernel_range_takes_path_1(tmp_path, spy, monkeypatch, key, value):
+    gt, res = scene(31, gt_counts="string")
+    vid = gt["videos"][0]["id"]
+    video_of(gt, vid)[key] = value
+    res = [r for r in res if r["video_id"] != vid]  # they would fail the size check (below)
+    packed, status = compare(tmp_path, spy, monkeypatch, gt, res)
+    assert packed[0] == "ok"
+    assert status is not None and len(status) == len(gt["videos"]) - 1, "others: the kernel"
+
+
+@pytest.mark.parametrize("value", [-1, 2**40])
+def test_result_on_a_video_of_out_of_range_size_gets_the_size_error(tmp_path, value):
+    gt, res = scene(31, gt_counts="string")
+    vid = gt["videos"][0]["id"]
+    assert any(r["video_id"] == vid for r in res)
+    video_of(gt, vid)["height"] = value
+    messages = errors(tmp_path, gt, res)
+    assert len(set(messages)) == 1 and "differs from the video size" in messages[0], messages

@@ -10,7 +10,7 @@ Both paths give the same IoU, bit for bit.
 
 import logging
 import multiprocessing as mp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -54,11 +54,13 @@ def _python_videos(positions: List[int]):
         if len(g_idx) == 0 and d0 == d1:
             continue
         vid, hw = int(gt.video_ids[p]), gt.video_hw[p]
-        for i in order[all_bounds[p] : all_bounds[p + 1]].tolist():
-            check_result_frames(
-                _segs(dets.segs, i, dets.packed), hw, int(dets.result_index[i]), vid
-            )
-        dt_tracks = [_segs(dets.segs, i, dets.packed) for i in kept[d0:d1].tolist()]
+        segs = {
+            i: _segs(dets.segs, i, dets.packed)
+            for i in order[all_bounds[p] : all_bounds[p + 1]].tolist()
+        }
+        for i, seq in segs.items():
+            check_result_frames(seq, hw, int(dets.result_index[i]), vid)
+        dt_tracks = [segs[i] for i in kept[d0:d1].tolist()]  # kept: a subset of the video's
         rk = det_k[d0:d1]
         gk = np.zeros(len(g_idx), np.int64) if class_agnostic else gt.cat_pos[g_idx]
         g_act = np.nonzero(np.isin(gk, rk))[0]  # only GT that can pair with a detection
@@ -77,8 +79,35 @@ def _python_videos(positions: List[int]):
     return out
 
 
-def _first_bad_packed_frame(gt: GroundTruth, dets: Detections, order: np.ndarray):
+_INT32_MAX = 2**31 - 1
+
+
+def _video_sizes(gt: GroundTruth) -> Tuple[np.ndarray, np.ndarray]:
+    """Per video position: whether the JSON gives a size, and that size for the kernel.
+
+    Returns:
+        ``(known, hw)``: bool ``(V,)``; int64 ``(V, 2)``, ``(-1, -1)`` where the size is unknown
+        or outside ``[0, 2**31 - 1]`` (the kernel's range; no packed frame has such a size).
+    """
+    known = np.array([x is not None for x in gt.video_hw], dtype=bool)
+    hw = np.array(
+        [
+            x if x is not None and 0 <= min(x) and max(x) <= _INT32_MAX else (-1, -1)
+            for x in gt.video_hw
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    return known, hw
+
+
+def _first_bad_packed_frame(
+    dets: Detections, order: np.ndarray, known: np.ndarray, video_hw: np.ndarray
+):
     """Vectorised :func:`check_result_frames` of every packed detection.
+
+    Args:
+        dets, order: the detections, in evaluation order.
+        known, video_hw: see :func:`_video_sizes`.
 
     Returns:
         The index of the first detection (in ``order``) with a frame that is not a compressed
@@ -88,16 +117,16 @@ def _first_bad_packed_frame(gt: GroundTruth, dets: Detections, order: np.ndarray
     sel = order[dets.tracks[order] >= 0]
     tracks = dets.tracks[sel]
     start = packed.track_start[tracks]
-    count = packed.track_start[tracks + 1] - start
+    count = packed.num_frames(tracks)
     det_of_frame = np.repeat(np.arange(len(sel)), count)
     first_frame = np.repeat(np.cumsum(count) - count, count)
     frame = np.arange(int(count.sum())) - first_frame + start[det_of_frame]
-    hw = np.array([x if x is not None else (-1, -1) for x in gt.video_hw], dtype=np.int64)
-    vhw = hw[dets.video_pos[sel]][det_of_frame]
+    vpos = dets.video_pos[sel][det_of_frame]
+    vhw = video_hw[vpos]
     kind = packed.kind[frame] & 3
     bad = kind == 2  # uncompressed counts are not a valid result frame
     size_differs = (packed.h[frame] != vhw[:, 0]) | (packed.w[frame] != vhw[:, 1])
-    bad |= (kind == 1) & (vhw[:, 0] >= 0) & size_differs
+    bad |= (kind == 1) & known[vpos] & size_differs
     return int(sel[det_of_frame[np.argmax(bad)]]) if bad.any() else None
 
 
@@ -116,8 +145,11 @@ def _raise_result_frame_error(gt: GroundTruth, dets: Detections, order: np.ndarr
     raise AssertionError("packed frame check disagrees with check_result_frames")
 
 
-def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidates):
+def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidates, video_hw):
     """Blocks and detection mean areas of the packed videos scored by the kernel.
+
+    ``candidates``: bool per video position, the videos to try; ``video_hw``: their sizes
+    (:func:`_video_sizes`).
 
     Returns:
         ``(scored, flagged, corrupt)``: video position -> (blocks, mean areas); positions the
@@ -130,7 +162,7 @@ def _packed_videos(gt, dets, kept, det_k, kept_bounds, class_agnostic, candidate
     g_all = np.concatenate(g_lists) if g_lists else np.zeros(0, np.int64)
     g_cnt = np.array([len(g) for g in g_lists], dtype=np.int64)
     d_all = np.nonzero(candidates[dets.video_pos[kept]])[0]  # kept detections of those videos
-    hw = np.array([gt.video_hw[p] for p in pos.tolist()], dtype=np.int64).reshape(-1, 2)
+    hw = video_hw[pos]
     g_group = np.zeros(len(g_all), np.int64) if class_agnostic else gt.cat_pos[g_all]
     iou, area, status, bad = packed_video_iou(
         dets.packed,
@@ -182,13 +214,15 @@ def _kernel_phase(gt, dets, order, kept, det_k, kept_bounds, class_agnostic):
         scored; the positions left to the numpy/pycocotools path. Raises the error of bad input
         the reference path (video by video) would meet first.
     """
-    bad_det = _first_bad_packed_frame(gt, dets, order)
-    # a video is scored by the kernel when its size is known and all its tracks are packed
-    ok = np.array([hw is not None for hw in gt.video_hw], dtype=bool)
+    known, video_hw = _video_sizes(gt)
+    bad_det = _first_bad_packed_frame(dets, order, known, video_hw)
+    # a video is scored by the kernel when its size is known and in the kernel's range, and all
+    # its tracks are packed
+    ok = video_hw[:, 0] >= 0
     np.logical_and.at(ok, dets.video_pos[order], dets.tracks[order] >= 0)
     np.logical_and.at(ok, gt.video_pos, gt.tracks >= 0)
     scored, flagged, corrupt = _packed_videos(
-        gt, dets, kept, det_k, kept_bounds, class_agnostic, ok
+        gt, dets, kept, det_k, kept_bounds, class_agnostic, ok, video_hw
     )
     slow = sorted(set(np.nonzero(~ok)[0].tolist()) | set(flagged))
     errors = []
