@@ -1,11 +1,14 @@
 """Atomic writes and JSON reading (wsovvis.utils.io)."""
+import argparse
 import json
+import logging
 import os
+import pickle
 import stat
 
 import pytest
 
-from wsovvis.utils.io import atomic_write, atomic_write_json, read_json
+from wsovvis.utils.io import atomic_write, atomic_write_json, read_json, torch_load_trusted
 
 
 def _mode(path):
@@ -53,3 +56,19 @@ def test_read_json_errors_name_the_file(tmp_path):
         read_json(str(bad), "results file")
     with pytest.raises(FileNotFoundError, match="missing.json"):
         read_json(str(tmp_path / "missing.json"))
+
+
+def test_torch_load_trusted_falls_back_to_a_full_pickle_with_a_warning(tmp_path, caplog):
+    import torch
+
+    plain, full = str(tmp_path / "plain.pth"), str(tmp_path / "full.pth")
+    torch.save({"model": {"w": torch.ones(2)}}, plain)
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1)}, full)
+    with caplog.at_level(logging.WARNING, logger="wsovvis.utils.io"):
+        assert torch.equal(torch_load_trusted(plain)["model"]["w"], torch.ones(2))
+        assert not caplog.records
+        assert torch_load_trusted(full)["args"].lr == 1
+    assert "full.pth holds non-tensor Python objects" in caplog.text
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(pickle.UnpicklingError):  # both attempts refuse it; callers name the file
+        torch_load_trusted(str(tmp_path / "broken.pth"))

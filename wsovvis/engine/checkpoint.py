@@ -6,7 +6,7 @@ import pickle
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from wsovvis.utils.io import atomic_write
+from wsovvis.utils.io import atomic_write, torch_load_trusted
 
 __all__ = ["CheckpointError", "VideoCheckpointer"]
 
@@ -59,16 +59,7 @@ class VideoCheckpointer(DetectionCheckpointer):
             except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as e:
                 raise CheckpointError(f"Cannot read checkpoint {filename}: {e!r}") from e
         try:
-            with open(filename, "rb") as f:
-                try:
-                    loaded = torch.load(f, map_location=torch.device("cpu"), weights_only=True)
-                except pickle.UnpicklingError:
-                    logger.warning(
-                        f"{filename} holds non-tensor Python objects; loading it with "
-                        "weights_only=False (only do this for checkpoints you trust)."
-                    )
-                    f.seek(0)
-                    loaded = torch.load(f, map_location=torch.device("cpu"), weights_only=False)
+            loaded = torch_load_trusted(filename)
         except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as e:
             if not os.path.isfile(filename):
                 raise

@@ -1,11 +1,13 @@
 """File helpers shared by every tool: atomic writes and JSON reading with clear errors."""
 import json
+import logging
 import os
+import pickle
 import stat
 import tempfile
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_json", "read_json"]
+__all__ = ["atomic_write", "atomic_write_json", "read_json", "torch_load_trusted"]
 
 
 def atomic_write(path: str, write_fn: Callable[[Any], None], mode: str = "w") -> None:
@@ -93,3 +95,32 @@ def read_json(path: str, what: str = "JSON file") -> Any:
         raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
     except UnicodeDecodeError as e:
         raise ValueError(f"{what} {path} is not a UTF-8 text file: {e}") from e
+
+
+def torch_load_trusted(path: str) -> Any:
+    """``torch.load`` a file onto the CPU, allowing full pickles of trusted checkpoints.
+
+    ``weights_only=True`` is tried first; a file it refuses because it holds other Python objects
+    (argparse options of a trainer pickle, numpy scalars of official checkpoints) is re-read as a
+    full pickle, with a warning. A full unpickle can run code: only for files you trust.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        What ``torch.load`` returned.
+
+    Raises:
+        Whatever ``torch.load`` raises for a file it cannot read (callers name the file).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        logging.getLogger(__name__).warning(
+            "%s holds non-tensor Python objects: loading it as a full pickle (weights_only=False;"
+            " only for checkpoints you trust)",
+            path,
+        )
+        return torch.load(path, map_location="cpu", weights_only=False)

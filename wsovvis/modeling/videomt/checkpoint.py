@@ -15,13 +15,12 @@ checked ``load_state_dict``:
 import logging
 import math
 import os
-import pickle
 from typing import Dict, Mapping, Union
 
 import torch
 from torch import nn
 
-from wsovvis.utils.io import atomic_write
+from wsovvis.utils.io import atomic_write, torch_load_trusted
 
 __all__ = [
     "POS_EMBED_KEY",
@@ -65,15 +64,9 @@ def read_checkpoint(checkpoint: Union[str, Mapping]) -> Dict[str, torch.Tensor]:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"VidEoMT checkpoint not found: {checkpoint}")
         try:
-            obj = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # older pickles with non-tensor objects
-            logger.warning(
-                "%s is not weights_only-loadable; loading it as a full pickle", checkpoint
-            )
-            try:
-                obj = torch.load(checkpoint, map_location="cpu", weights_only=False)
-            except Exception as e:  # truncated / not a torch file
-                raise ValueError(f"cannot read VidEoMT {where}: {e}") from e
+            obj = torch_load_trusted(checkpoint)
+        except Exception as e:  # truncated / not a torch file
+            raise ValueError(f"cannot read VidEoMT {where}: {e}") from e
     else:
         obj = checkpoint
     sd = obj.get("model", obj) if isinstance(obj, Mapping) else None
