@@ -9,6 +9,8 @@ Usage (the detectron2 way)::
 Keys are grouped by the part of wsovvis that reads them; each group lives in one private function
 so the file reads top to bottom like the package layout.
 """
+import os
+
 from detectron2.config import CfgNode as CN
 
 __all__ = ["add_wsovvis_config"]
@@ -24,11 +26,21 @@ def _add_input_config(cfg):
     cfg.INPUT.RANDOM_FLIP = "flip_by_clip"  # 1 flip per clip: flip_by_clip|horizontal|vertical|none
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def _add_dataset_config(cfg):
     """Dataset roots and loader behaviour (read by ``wsovvis.data``)."""
     cfg.DATASETS.ROOT = ""  # root of builtin splits; "" = $WSOVVIS_DATASETS or ./datasets
     cfg.DATALOADER.FILTER_EMPTY_VIDEOS = True  # drop training videos without any annotated instance
     cfg.DATALOADER.MIN_CLIP_INSTANCES = 0  # resample (<=10x) clips with fewer tracks (0 = never)
+    # loader workers: detectron2's default 4, but at most the CPUs this process may run on
+    # (os.sched_getaffinity, else os.cpu_count()); a YAML / override value is kept as given
+    cfg.DATALOADER.NUM_WORKERS = min(cfg.DATALOADER.NUM_WORKERS, _usable_cpus())
 
 
 def _add_evaluation_config(cfg):
@@ -109,12 +121,16 @@ def _add_seqformer_config(cfg):
     sf.ENC_N_POINTS = 4  # sampling points per head and level in the encoder
     sf.NUM_FEATURE_LEVELS = 4  # res3..res5 + one stride-64 level
     # inference
-    sf.MERGE_ON_CPU = True  # kept for VNext YAML compatibility (clip-matching buffers)
-    sf.MULTI_CLS_ON = True  # each (query, class) above APPLY_CLS_THRES is a prediction
+    sf.MERGE_ON_CPU = True  # kept for VNext YAML compatibility (wsovvis clip matching streams)
+    sf.MULTI_CLS_ON = True  # each class above APPLY_CLS_THRES of a kept query is a prediction
     sf.APPLY_CLS_THRES = 0.05  # class threshold of MULTI_CLS_ON
-    sf.CLIP_MATCHING = False  # VNext clip-matching inference (not implemented; must stay False)
-    sf.CLIP_LENGTH = 5  # kept for VNext YAML compatibility (clip-matching clip length)
-    sf.CLIP_STRIDE = 1  # kept for VNext YAML compatibility; wsovvis clips do not overlap
+    # "vnext": top TEST.MAX_DETS_PER_VIDEO queries by best class, then (MULTI_CLS_ON) all their
+    # classes > APPLY_CLS_THRES (can exceed MAX_DETS); "topk_pairs": top MAX_DETS (query, class) pairs
+    sf.TEST_SELECTION = "vnext"
+    sf.TEST_MASK_RESIZE = "nearest"  # final resize: "nearest" + sigmoid>0.5 (VNext), "bilinear" + >0
+    sf.CLIP_MATCHING = False  # clip-by-clip inference linked by sIoU (VNext), memory flat in length
+    sf.CLIP_LENGTH = 5  # frames per clip with CLIP_MATCHING
+    sf.CLIP_STRIDE = 1  # first-frame step between clips with CLIP_MATCHING (overlap = LENGTH-STRIDE)
     sf.INFER_FRAME_CHUNK = 16  # frames per backbone/encoder/mask chunk at inference (0 = all)
     # keys of VNext's INPUT / root config so its YAMLs merge (read by nothing in wsovvis)
     for key, value in (("PRETRAIN_TYPE", "v1"), ("AUGMENTATIONS", []), ("COCO_PRETRAIN", False),
@@ -140,6 +156,25 @@ def _add_dinov2_config(cfg):
     dv.NUM_HEADS = 0  # override the variant's ViT heads (0 = variant default)
 
 
+def _add_open_vocab_config(cfg):
+    """Open-vocabulary naming of class-agnostic tubes with a frozen CLIP (read by ``wsovvis.open_vocab``)."""
+    cfg.MODEL.OPEN_VOCAB = CN()
+    ov = cfg.MODEL.OPEN_VOCAB
+    ov.ENABLED = False  # evaluation names the model's class-agnostic tubes, scores AP/APb/APn
+    ov.CLIP_MODEL = "convnext_large_d_320"  # open_clip architecture (ConvNeXt/timm or ViT tower)
+    ov.CLIP_WEIGHTS = "laion2b_s29b_b131k_ft_soup"  # open_clip pretrained tag or local file ("": random)
+    ov.VOCABULARY = ""  # "" = the evaluated dataset's GT categories; or a names file / YTVIS JSON
+    ov.TEMPLATES = []  # prompt templates with one "{}"; [] = the 14 ViLD templates
+    ov.INPUT_SIZE = 0  # short side of the frames fed to CLIP (0 = the model's image_size)
+    ov.AMP = True  # autocast (fp16) for CLIP on CUDA
+    ov.SCORE_EXPONENT = 0.5  # a of p_class**a * s_object**(1-a) (0.5 = geometric mean)
+    ov.TOPK = 5  # labels emitted per tube
+    ov.MAX_DETS = 100  # named detections kept per video (the LV-VIS maxDets)
+    ov.AGGREGATION = "embedding"  # over frames: "embedding" (mean, then classify) or "probability"
+    ov.FRAMES_PER_BATCH = 4  # frames per CLIP forward pass
+    ov.CACHE_DIR = ""  # text-bank cache folder ("" = <OUTPUT_DIR>/open_vocab_cache)
+
+
 def add_wsovvis_config(cfg):
     """Add every wsovvis key to a detectron2 config, in place.
 
@@ -159,5 +194,6 @@ def add_wsovvis_config(cfg):
         _add_videomt_config,
         _add_seqformer_config,
         _add_dinov2_config,
+        _add_open_vocab_config,
     ):
         add(cfg)

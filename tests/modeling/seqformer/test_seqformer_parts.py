@@ -1,4 +1,5 @@
 """SeqFormer building blocks: box ops / matcher, dynamic mask head, targets, transformer."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -128,8 +129,33 @@ def test_transformer_shapes_and_frame_independent_encoder():
 
 
 def test_select_predictions_modes():
-    logits = torch.tensor([[3.0, -5.0], [-5.0, -4.0], [1.0, 2.0]])
-    s, l, q = select_predictions(logits, 3, True, 0.05)
+    probs = torch.tensor([[3.0, -5.0], [-5.0, -4.0], [1.0, 2.0]]).sigmoid()
+    # topk_pairs: top-3 (query, class) pairs above 0.05
+    s, l, q = select_predictions(probs, 3, True, 0.05, "topk_pairs")
     assert q.tolist() == [0, 2, 2] and l.tolist() == [0, 1, 0]
-    s, l, q = select_predictions(logits, 2, False, 0.05)
+    s, l, q = select_predictions(probs, 2, False, 0.05, "topk_pairs")
     assert q.tolist() == [0, 2] and l.tolist() == [0, 1]
+    # vnext: top-1 query (0) then all its classes above the threshold -> (0, 0) only
+    s, l, q = select_predictions(probs, 1, True, 0.05)
+    assert q.tolist() == [0] and l.tolist() == [0]
+    with pytest.raises(ValueError, match="TEST_SELECTION"):
+        select_predictions(probs, 1, True, 0.05, "bogus")
+
+
+def test_vnext_selection_keeps_every_class_of_the_top_queries():
+    """VNext whole_video_inference on 300 x 40 logits: top-10 queries, then every class > 0.05 of
+    those queries (326 predictions here), in torch.where order; topk_pairs keeps 10."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(300, 40, generator=g) - 1.0
+    probs = logits.sigmoid()
+    # independent expectation, written as VNext writes it
+    top = torch.topk(probs.max(1)[0], k=10)[1].tolist()
+    valid = probs[top]
+    rows, cols = torch.where(valid > 0.05)
+    s, l, q = select_predictions(probs, 10, True, 0.05)
+    assert len(s) == len(rows) > 10
+    assert q.tolist() == [top[r] for r in rows.tolist()] and l.tolist() == cols.tolist()
+    torch.testing.assert_close(s, valid[rows, cols])
+    assert len(select_predictions(probs, 10, True, 0.05, "topk_pairs")[0]) == 10
+    s, l, q = select_predictions(probs, 10, False, 0.05)
+    assert q.tolist() == top and l.tolist() == valid.argmax(1).tolist()

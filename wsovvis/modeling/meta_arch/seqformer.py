@@ -13,7 +13,12 @@ the target resolution in the loss if the two ever differ.
 
 Inference runs the backbone, encoder and mask features in chunks of ``INFER_FRAME_CHUNK`` frames
 (frames are independent there), decodes the whole video at once, and predicts masks only for the
-``TEST.MAX_DETS_PER_VIDEO`` kept queries, chunk by chunk, straight into per-frame RLE.
+``TEST.MAX_DETS_PER_VIDEO`` kept queries, chunk by chunk, straight into per-frame RLE. With
+``CLIP_MATCHING`` the video is decoded clip by clip (``CLIP_LENGTH`` / ``CLIP_STRIDE``), each
+frame is encoded once, and clips are linked by VNext's sIoU matching in a streaming
+:class:`~wsovvis.modeling.seqformer.clip_matching.ClipTracker` (memory flat in video length).
+Post-processing follows VNext by default (``TEST_SELECTION: "vnext"``, ``TEST_MASK_RESIZE:
+"nearest"``).
 """
 import copy
 import math
@@ -28,13 +33,14 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 
 from ..backbone.masked_backbone import MaskedBackbone
 from ..layers import PositionEmbeddingSine
+from ..seqformer.clip_matching import ClipTracker, clip_windows
 from ..seqformer.criterion import SeqFormerCriterion, build_seqformer_matcher
-from ..seqformer.inference import select_predictions
+from ..seqformer.inference import SELECTION_MODES, select_predictions
 from ..seqformer.mask_head import DynamicMaskHead, MaskFeatureFPN
 from ..seqformer.targets import pad_frames, prepare_video_targets
 from ..seqformer.transformer import SeqFormerTransformer
 from ..set_prediction import aux_weight_dict, make_video_output, masks_to_rle_tracks
-from ..set_prediction import resize_mask_logits
+from ..set_prediction.postprocess import MASK_RESIZE_MODES, mask_logits_to_masks
 
 __all__ = ["WSSeqFormer"]
 
@@ -49,7 +55,9 @@ class WSSeqFormer(nn.Module):
                  num_classes: int, num_queries: int, num_feature_levels: int,
                  pixel_mean, pixel_std, deep_supervision: bool = True, mask_stride: int = 4,
                  max_dets_per_video: int = 10, multi_cls_on: bool = True,
-                 apply_cls_thres: float = 0.05, infer_frame_chunk: int = 0):
+                 apply_cls_thres: float = 0.05, infer_frame_chunk: int = 0,
+                 test_selection: str = "vnext", test_mask_resize: str = "nearest",
+                 clip_matching: bool = False, clip_length: int = 5, clip_stride: int = 1):
         """
         Args:
             backbone: a detectron2 backbone (wrapped in :class:`MaskedBackbone` here).
@@ -63,6 +71,10 @@ class WSSeqFormer(nn.Module):
             max_dets_per_video: predictions per video at inference.
             multi_cls_on / apply_cls_thres: see :func:`select_predictions`.
             infer_frame_chunk: frames per backbone/encoder chunk at inference (0 = all).
+            test_selection: ``"vnext"`` or ``"topk_pairs"`` (see :func:`select_predictions`).
+            test_mask_resize: ``"nearest"`` (VNext) or ``"bilinear"`` (see
+                :func:`~wsovvis.modeling.set_prediction.postprocess.mask_logits_to_masks`).
+            clip_matching / clip_length / clip_stride: clip-by-clip inference (VNext keys).
         """
         super().__init__()
         if not isinstance(backbone, MaskedBackbone):
@@ -109,6 +121,18 @@ class WSSeqFormer(nn.Module):
         self.max_dets_per_video = max_dets_per_video
         self.multi_cls_on, self.apply_cls_thres = multi_cls_on, apply_cls_thres
         self.infer_frame_chunk = infer_frame_chunk
+        if test_selection not in SELECTION_MODES:
+            raise ValueError(f"MODEL.SeqFormer.TEST_SELECTION {test_selection!r} not in "
+                             f"{SELECTION_MODES}")
+        if test_mask_resize not in MASK_RESIZE_MODES:
+            raise ValueError(f"MODEL.SeqFormer.TEST_MASK_RESIZE {test_mask_resize!r} not in "
+                             f"{MASK_RESIZE_MODES}")
+        if clip_matching and (clip_length < 1 or clip_stride < 1):
+            raise ValueError(f"MODEL.SeqFormer.CLIP_LENGTH ({clip_length}) and CLIP_STRIDE "
+                             f"({clip_stride}) must be >= 1 with CLIP_MATCHING")
+        self.test_selection, self.test_mask_resize = test_selection, test_mask_resize
+        self.clip_matching, self.clip_length = clip_matching, clip_length
+        self.clip_stride = clip_stride
         self.size_divisibility = math.lcm(32, self.backbone.size_divisibility)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
@@ -116,10 +140,6 @@ class WSSeqFormer(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         sf = cfg.MODEL.SeqFormer
-        if sf.CLIP_MATCHING:
-            raise NotImplementedError(
-                "MODEL.SeqFormer.CLIP_MATCHING is not implemented in wsovvis; whole-video "
-                "inference with INFER_FRAME_CHUNK bounds backbone/encoder/mask memory instead")
         backbone = build_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
         transformer = SeqFormerTransformer(
             d_model=sf.HIDDEN_DIM, nhead=sf.NHEADS, num_encoder_layers=sf.ENC_LAYERS,
@@ -142,6 +162,9 @@ class WSSeqFormer(nn.Module):
             "deep_supervision": sf.DEEP_SUPERVISION, "mask_stride": sf.MASK_STRIDE,
             "max_dets_per_video": cfg.TEST.MAX_DETS_PER_VIDEO, "multi_cls_on": sf.MULTI_CLS_ON,
             "apply_cls_thres": sf.APPLY_CLS_THRES, "infer_frame_chunk": sf.INFER_FRAME_CHUNK,
+            "test_selection": sf.TEST_SELECTION, "test_mask_resize": sf.TEST_MASK_RESIZE,
+            "clip_matching": sf.CLIP_MATCHING, "clip_length": sf.CLIP_LENGTH,
+            "clip_stride": sf.CLIP_STRIDE,
         }
 
     @property
@@ -242,47 +265,127 @@ class WSSeqFormer(nn.Module):
         return self.criterion.weight(losses)
 
     # ------------------------------------------------------------------------------- inference
-    @torch.no_grad()
-    def inference_video(self, video: Dict) -> Dict:
-        """Whole-video inference -> top-k video-level predictions with per-frame RLE masks."""
-        frames = video["image"]
-        num = len(frames)
-        chunk = self.infer_frame_chunk if self.infer_frame_chunk > 0 else num
-        first = frames[0]
-        h, w = first.shape[-2:]
-        enc = [self.encode_frames(*pad_frames([frames[i].to(self.device)
-                                               for i in range(s, min(s + chunk, num))],
-                                              self.pixel_mean, self.pixel_std,
-                                              self.size_divisibility)[:2])
-               for s in range(0, num, chunk)]
-        padded = (math.ceil(h / self.size_divisibility) * self.size_divisibility,
-                  math.ceil(w / self.size_divisibility) * self.size_divisibility)
+    def _encode_video_frames(self, frames, indices):
+        """Encode ``frames[i]`` for ``i in indices`` in chunks of ``INFER_FRAME_CHUNK``; returns
+        one ``(memory, shapes, ratios, mask_flat, mask_feats)`` tuple per chunk."""
+        chunk = self.infer_frame_chunk if self.infer_frame_chunk > 0 else len(indices)
+        return [self.encode_frames(*pad_frames([frames[i].to(self.device)
+                                                for i in indices[s:s + chunk]],
+                                               self.pixel_mean, self.pixel_std,
+                                               self.size_divisibility)[:2])
+                for s in range(0, len(indices), chunk)]
+
+    def _decode(self, enc):
+        """Decode encoded frames (a list of per-frame-chunk tuples) as one clip."""
         shapes = enc[0][1]
         memory = torch.cat([e[0] for e in enc])
         ratios = torch.cat([e[2] for e in enc])
         mask_flat = torch.cat([e[3] for e in enc])
-        mask_feats = torch.cat([e[4] for e in enc])
-        del enc
         dec = self.transformer.decode(memory, shapes, ratios, mask_flat, self.query_embed.weight, 1)
-        del memory
         last = len(dec["hs"]) - 1
-        logits = self.class_embed[last](dec["hs"][last])[0]
-        scores, labels, queries = select_predictions(logits, self.max_dets_per_video,
-                                                     self.multi_cls_on, self.apply_cls_thres)
-        out_h, out_w = int(video.get("height", h)), int(video.get("width", w))
+        probs = self.class_embed[last](dec["hs"][last])[0].float().sigmoid()
+        return dec, last, probs
+
+    def _sizes(self, video: Dict):
+        h, w = video["image"][0].shape[-2:]
+        d = self.size_divisibility
+        padded = (math.ceil(h / d) * d, math.ceil(w / d) * d)
+        out = (int(video.get("height", h)), int(video.get("width", w)))
+        return (h, w), padded, out
+
+    def _to_masks(self, mlog, sizes):
+        (h, w), padded, out = sizes
+        return mask_logits_to_masks(mlog, padded, (h, w), out, self.test_mask_resize)
+
+    @torch.no_grad()
+    def inference_video(self, video: Dict) -> Dict:
+        """Whole-video (or, with ``CLIP_MATCHING``, clip-by-clip) inference -> video-level
+        predictions with per-frame RLE masks at the original size."""
+        if self.clip_matching:
+            return self.inference_clips(video)
+        frames = video["image"]
+        num = len(frames)
+        sizes = self._sizes(video)
+        (h, w), _, (out_h, out_w) = sizes
+        enc = self._encode_video_frames(frames, list(range(num)))
+        mask_feats = torch.cat([e[4] for e in enc])
+        dec, last, probs = self._decode(enc)
+        del enc
+        scores, labels, queries = select_predictions(probs, self.max_dets_per_video,
+                                                     self.multi_cls_on, self.apply_cls_thres,
+                                                     self.test_selection)
         tracks = [[] for _ in range(len(queries))]
         image_size = torch.tensor([w, h], dtype=torch.float32, device=self.device)
         if len(queries):
-            q = dec["hs"][last][0, queries]
-            centres = dec["references"][last][0, :, queries, :2].transpose(0, 1)
+            # a query kept with several classes has its masks computed and encoded once
+            uniq, inverse = torch.unique(queries, return_inverse=True)
+            q = dec["hs"][last][0, uniq]
+            centres = dec["references"][last][0, :, uniq, :2].transpose(0, 1)
+            chunk = self.infer_frame_chunk if self.infer_frame_chunk > 0 else num
+            per_query = [[] for _ in range(len(uniq))]
             for s in range(0, num, chunk):
                 e = min(s + chunk, num)
                 mlog = self.mask_head(q, mask_feats[s:e], centres[:, s:e], image_size)
-                mlog = resize_mask_logits(mlog, padded, (h, w), (out_h, out_w))
-                for i, rles in enumerate(masks_to_rle_tracks(mlog > 0)):
-                    tracks[i].extend(rles)
+                for i, rles in enumerate(masks_to_rle_tracks(self._to_masks(mlog, sizes))):
+                    per_query[i].extend(rles)
+            tracks = [per_query[int(i)] for i in inverse]
         return make_video_output(video.get("video_id", -1), out_h, out_w, scores.tolist(),
                                  labels.tolist(), tracks)
+
+    @torch.no_grad()
+    def inference_clips(self, video: Dict) -> Dict:
+        """VNext clip-matching inference with memory flat in the video length.
+
+        Each window of ``CLIP_LENGTH`` frames (step ``CLIP_STRIDE``) is decoded on its own; the
+        ``TEST.MAX_DETS_PER_VIDEO`` queries with the best class probability are linked to earlier
+        tracks by sIoU on the overlapping frames (:class:`ClipTracker`). Encoder outputs are
+        cached only for frames a later clip still needs, and finished frames are encoded to RLE
+        at once. When one clip covers the video the result equals :meth:`inference_video`.
+        """
+        frames = video["image"]
+        num = len(frames)
+        sizes = self._sizes(video)
+        (h, w), _, (out_h, out_w) = sizes
+        image_size = torch.tensor([w, h], dtype=torch.float32, device=self.device)
+        windows = clip_windows(num, self.clip_length, self.clip_stride)
+        empty = masks_to_rle_tracks(torch.zeros(1, 1, out_h, out_w, dtype=torch.bool))[0][0]
+
+        def encode(logits):
+            return [r[0] for r in masks_to_rle_tracks(self._to_masks(logits, sizes))]
+
+        tracker = ClipTracker(num, self.num_classes, encode, empty, history=self.clip_length)
+        cache: Dict[int, tuple] = {}  # frame -> its encoder outputs (a 1-frame chunk tuple)
+        for k, (start, end) in enumerate(windows):
+            for f in [f for f in cache if f < start]:
+                del cache[f]
+            todo = [f for f in range(start, end) if f not in cache]
+            if todo:
+                for e in self._encode_video_frames(frames, todo):
+                    n = e[0].shape[0]
+                    for j in range(n):
+                        cache[todo.pop(0)] = (e[0][j:j + 1], e[1], e[2][j:j + 1],
+                                              e[3][j:j + 1], e[4][j:j + 1])
+            enc = [cache[f] for f in range(start, end)]
+            dec, last, probs = self._decode(enc)
+            k_top = min(self.max_dets_per_video, probs.shape[0])
+            queries = probs.max(1)[0].topk(k_top)[1]  # VNext inference_clip: top-10 queries
+            q = dec["hs"][last][0, queries]
+            centres = dec["references"][last][0, :, queries, :2].transpose(0, 1)
+            mask_feats = torch.cat([e[4] for e in enc])
+            chunk = self.infer_frame_chunk if self.infer_frame_chunk > 0 else end - start
+            mlog = torch.cat([self.mask_head(q, mask_feats[s:s + chunk], centres[:, s:s + chunk],
+                                             image_size)
+                              for s in range(0, end - start, chunk)], 1)
+            tracker.add_clip(range(start, end), probs[queries].cpu(), mlog.float().cpu())
+            tracker.finalize(windows[k + 1][0] if k + 1 < len(windows) else num)
+        track_probs, tracks = tracker.result()
+        # VNext keeps every track (its clip_matching_postprocess has no top-k); topk_pairs keeps
+        # the top TEST.MAX_DETS_PER_VIDEO (track, class) pairs
+        k = len(tracks) if self.test_selection == "vnext" else self.max_dets_per_video
+        scores, labels, idx = select_predictions(track_probs, k, self.multi_cls_on,
+                                                 self.apply_cls_thres, self.test_selection)
+        return make_video_output(video.get("video_id", -1), out_h, out_w, scores.tolist(),
+                                 labels.tolist(), [tracks[int(i)] for i in idx])
 
 
 if "SeqFormer" not in META_ARCH_REGISTRY:

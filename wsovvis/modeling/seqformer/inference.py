@@ -3,29 +3,41 @@ from typing import Tuple
 
 import torch
 
-from ..set_prediction import topk_query_class_pairs
+from ..set_prediction.postprocess import topk_queries_above_threshold, topk_query_class_pairs
 
-__all__ = ["select_predictions"]
+__all__ = ["select_predictions", "SELECTION_MODES"]
+
+SELECTION_MODES = ("vnext", "topk_pairs")
 
 
-def select_predictions(logits: torch.Tensor, max_dets: int, multi_cls_on: bool,
-                       cls_thresh: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Choose the video-level predictions of one video.
+def select_predictions(probs: torch.Tensor, max_dets: int, multi_cls_on: bool,
+                       cls_thresh: float, mode: str = "vnext"
+                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Choose the video-level predictions of one video (``MODEL.SeqFormer.TEST_SELECTION``).
 
-    ``multi_cls_on``: the top ``max_dets`` (query, class) pairs whose probability exceeds
-    ``cls_thresh`` (a query may appear with several classes, VNext's ``MULTI_CLS_ON``); otherwise
-    the top ``max_dets`` queries by their best class, labelled with that class.
+    ``"vnext"`` (default, VNext parity): the ``max_dets`` queries with the highest best-class
+    probability; with ``multi_cls_on`` every class of those queries above ``cls_thresh`` is a
+    prediction (more than ``max_dets`` possible), else each query's best class.
+    ``"topk_pairs"``: with ``multi_cls_on`` the top ``max_dets`` (query, class) pairs above
+    ``cls_thresh`` (at most ``max_dets`` predictions), else the top ``max_dets`` queries by their
+    best class.
 
     Args:
-        logits: ``[Q, K]`` sigmoid class logits of the last decoder layer.
-        max_dets: predictions kept per video (``TEST.MAX_DETS_PER_VIDEO``).
-        multi_cls_on: see above.
-        cls_thresh: minimum probability with ``multi_cls_on``.
+        probs: ``[Q, K]`` class probabilities (sigmoid of the last decoder layer's logits, or
+            track probabilities averaged over clips).
+        max_dets: queries (or pairs) kept per video (``TEST.MAX_DETS_PER_VIDEO``; VNext: 10).
+        multi_cls_on: ``MODEL.SeqFormer.MULTI_CLS_ON``.
+        cls_thresh: ``MODEL.SeqFormer.APPLY_CLS_THRES``.
+        mode: one of :data:`SELECTION_MODES`.
 
     Returns:
-        ``(scores [n], labels [n], query_idx [n])`` sorted by decreasing score, ``n <= max_dets``.
+        ``(scores [n], labels [n], query_idx [n])``.
     """
-    probs = logits.float().sigmoid()
+    probs = probs.float()
+    if mode == "vnext":
+        return topk_queries_above_threshold(probs, max_dets, multi_cls_on, cls_thresh)
+    if mode != "topk_pairs":
+        raise ValueError(f"MODEL.SeqFormer.TEST_SELECTION {mode!r} not in {SELECTION_MODES}")
     if multi_cls_on:
         scores, labels, queries = topk_query_class_pairs(probs, max_dets)
         keep = scores > cls_thresh

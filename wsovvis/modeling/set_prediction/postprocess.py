@@ -1,8 +1,10 @@
 """Video post-processing shared by the meta-architectures.
 
-Scores -> flattened top-k over (query, class) pairs; mask logits -> boolean masks at the original
-video size through the padded-input / crop / original-size resizes; boolean tubes -> per-frame
-compressed RLE; and the per-video output dict of ``docs/CONTRACTS.md``.
+Scores -> flattened top-k over (query, class) pairs (Mask2Former / VidEoMT) or VNext's top-k
+queries followed by every class above a threshold (SeqFormer); mask logits -> boolean masks at the
+original video size through the padded-input / crop / original-size resizes (bilinear + ``> 0``, or
+VNext's nearest + ``sigmoid > 0.5``); boolean tubes -> per-frame compressed RLE; and the per-video
+output dict of ``docs/CONTRACTS.md``.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,7 +17,10 @@ from wsovvis.utils.rle import encode_masks
 
 __all__ = [
     "topk_query_class_pairs",
+    "topk_queries_above_threshold",
     "resize_mask_logits",
+    "mask_logits_to_masks",
+    "MASK_RESIZE_MODES",
     "masks_to_rle_tracks",
     "make_video_output",
 ]
@@ -37,6 +42,68 @@ def topk_query_class_pairs(
     k = min(k, scores.numel())
     top, idx = scores.flatten().topk(k, sorted=True)
     return top, idx % num_classes, torch.div(idx, num_classes, rounding_mode="floor")
+
+
+def topk_queries_above_threshold(
+    probs: torch.Tensor, k: int, multi_cls: bool, threshold: float
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """VNext SeqFormer selection: the ``k`` queries with the highest best-class probability, then
+    every (query, class) of those above ``threshold`` (``multi_cls``) or each query's best class.
+
+    With ``multi_cls`` a video may yield more than ``k`` predictions (up to ``k * K``) and none of
+    them need be above the threshold of another query; the order is that of VNext's
+    ``torch.where``: kept queries by decreasing best probability, then classes ascending.
+
+    Args:
+        probs: (Q, K) class probabilities (sigmoid, no no-object column).
+        k: queries kept (VNext hard-codes 10); clipped to Q.
+        multi_cls: VNext's ``MULTI_CLS_ON``.
+        threshold: VNext's ``APPLY_CLS_THRES`` (only with ``multi_cls``).
+
+    Returns:
+        ``(scores, labels, query_idx)``, each (n,).
+    """
+    k = min(k, probs.shape[0])
+    _, queries = probs.max(1)[0].topk(k)
+    kept = probs[queries]
+    if not multi_cls:
+        scores, labels = kept.max(1)
+        return scores, labels, queries
+    rows, labels = torch.where(kept > threshold)
+    return kept[rows, labels], labels, queries[rows]
+
+
+MASK_RESIZE_MODES = ("bilinear", "nearest")
+
+
+def mask_logits_to_masks(
+    mask_logits: torch.Tensor,
+    padded_size: Sequence[int],
+    image_size: Sequence[int],
+    output_size: Sequence[int],
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """Boolean masks at the original video size from low-resolution mask logits.
+
+    ``"bilinear"`` (detectron2 / Mask2Former): :func:`resize_mask_logits`, then ``logits > 0``.
+    ``"nearest"`` (VNext SeqFormer): bilinear to the padded input size, ``sigmoid``, crop, nearest
+    (PyTorch's legacy ``"nearest"``) to the original size, ``> 0.5``.
+
+    Args:
+        mask_logits: (N, C, h, w) logits.
+        padded_size / image_size / output_size: as in :func:`resize_mask_logits`.
+        mode: one of :data:`MASK_RESIZE_MODES`.
+
+    Returns:
+        (N, C, H_out, W_out) bool.
+    """
+    if mode == "bilinear":
+        return resize_mask_logits(mask_logits, padded_size, image_size, output_size) > 0
+    if mode != "nearest":
+        raise ValueError(f"mask resize mode {mode!r} not in {MASK_RESIZE_MODES}")
+    x = F.interpolate(mask_logits, size=tuple(padded_size), mode="bilinear", align_corners=False)
+    x = x[..., : image_size[0], : image_size[1]].sigmoid()
+    return F.interpolate(x, size=tuple(output_size), mode="nearest") > 0.5
 
 
 def resize_mask_logits(
