@@ -1,7 +1,10 @@
 """Train / test loaders on the tiny synthetic dataset."""
+import itertools
 import json
+import os
 
 import pytest
+import torch
 from detectron2.config import get_cfg
 
 from wsovvis.config import add_wsovvis_config
@@ -74,6 +77,59 @@ def test_train_loader_with_workers(tiny_names):
     cfg.DATALOADER.NUM_WORKERS = 1
     batch = next(iter(build_video_train_loader(cfg)))
     assert len(batch) == 2 and batch[0]["image"][0].shape[0] == 3
+
+
+def _signature(batches):
+    """What a training step sees: video, frames, pixels and track ids of every clip."""
+    return [
+        [(c["video_id"], tuple(c["frame_idx"]), [im.float().sum().item() for im in c["image"]],
+          [inst.gt_ids.tolist() for inst in c["instances"]]) for c in batch]
+        for batch in batches
+    ]
+
+
+def test_train_loader_resumes_exactly_whatever_the_workers(tiny_names):
+    cfg = _cfg(tiny_names["train"])
+    cfg.SEED = 3
+    cfg.INPUT.SAMPLING_FRAME_NUM = 2
+    full = _signature(itertools.islice(build_video_train_loader(cfg), 5))
+    assert len({clip[0] for batch in full for clip in batch}) >= 2  # really shuffled videos
+    resumed = _signature(itertools.islice(build_video_train_loader(cfg, start_iter=3), 2))
+    assert resumed == full[3:]
+    cfg.DATALOADER.NUM_WORKERS = 2
+    assert _signature(itertools.islice(build_video_train_loader(cfg), 5)) == full
+    # the caller's RNG is untouched by loading (NUM_WORKERS=0 runs the mapper in-process)
+    cfg.DATALOADER.NUM_WORKERS = 0
+    torch.manual_seed(0)
+    next(iter(build_video_train_loader(cfg)))
+    after_loading = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), after_loading)
+    cfg.SEED = 4
+    assert _signature(itertools.islice(build_video_train_loader(cfg), 5)) != full
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "SAMPLER_TRAIN"),
+     ("SOLVER.IMS_PER_BATCH", 0, "IMS_PER_BATCH")],
+)
+def test_train_loader_rejects_what_it_would_ignore(tiny_names, key, value, message):
+    cfg = _cfg(tiny_names["train"])
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ValueError, match=message):
+        build_video_train_loader(cfg)
+
+
+def test_default_workers_capped_by_usable_cpus(monkeypatch):
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    cfg = get_cfg()
+    add_wsovvis_config(cfg)
+    assert cfg.DATALOADER.NUM_WORKERS == 1
+    cfg.merge_from_file("configs/Base-LVVIS.yaml")  # the base config keeps the default
+    assert cfg.DATALOADER.NUM_WORKERS == 1
 
 
 def test_test_loader_every_video_once(tiny_names, tiny_synthetic_dataset):

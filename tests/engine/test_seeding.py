@@ -4,7 +4,8 @@ import random
 import numpy as np
 import torch
 
-from wsovvis.engine.data import ResumableLoader, derive_seed, step_seed
+from wsovvis.data.samplers import derive_seed
+from wsovvis.engine.data import ResumableLoader, step_seed
 
 
 def _draw():

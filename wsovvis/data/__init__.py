@@ -10,6 +10,7 @@ from .build import (
     get_video_dataset_dicts,
 )
 from .dataset_mapper import YTVISClipMapper
+from .samplers import PositionSeededDataset, ResumableTrainingSampler
 from .datasets import (
     default_datasets_root,
     ensure_ytvis_metadata,
@@ -23,6 +24,8 @@ from .video_utils import LazyVideoFrames, sample_clip_frame_indices
 
 __all__ = [
     "LazyVideoFrames",
+    "PositionSeededDataset",
+    "ResumableTrainingSampler",
     "YTVISClipMapper",
     "build_video_test_loader",
     "build_video_train_loader",

@@ -1,17 +1,24 @@
-"""Train / test data loaders for video datasets, on detectron2's samplers (DDP- and worker-safe)."""
+"""Train / test data loaders for video datasets (DDP- and worker-safe).
+
+The one training loader is :func:`build_video_train_loader` (skip-consistent, see
+:mod:`wsovvis.data.samplers`); the test loader uses detectron2's ``InferenceSampler``.
+"""
 import itertools
 import logging
 from typing import List, Sequence
 
+import torch
 import torch.utils.data as torchdata
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog
-from detectron2.data.build import build_batch_data_loader, trivial_batch_collator
+from detectron2.data.build import trivial_batch_collator
 from detectron2.data.common import DatasetFromList, MapDataset
-from detectron2.data.samplers import InferenceSampler, TrainingSampler
+from detectron2.data.samplers import InferenceSampler
+from detectron2.utils import comm
 
 from .dataset_mapper import YTVISClipMapper
 from .datasets.builtin import register_all_builtin
+from .samplers import PositionSeededDataset, ResumableTrainingSampler, derive_seed, seed_all
 
 __all__ = [
     "get_video_dataset_dicts",
@@ -80,53 +87,99 @@ def get_train_dataset_dicts(cfg) -> List[dict]:
 
     Returns:
         list of video dataset dicts (see :func:`get_video_dataset_dicts`).
+
+    Raises:
+        ValueError: ``DATALOADER.SAMPLER_TRAIN`` is not ``TrainingSampler`` (the training loader
+            only implements that stream, in its resumable form; anything else would be ignored).
     """
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name != "TrainingSampler":
+        raise ValueError(
+            f"DATALOADER.SAMPLER_TRAIN: video training needs 'TrainingSampler' (built as "
+            f"wsovvis.data.samplers.ResumableTrainingSampler), got {name!r}"
+        )
     _register_from_cfg(cfg)
     return get_video_dataset_dicts(
         cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_VIDEOS
     )
 
 
-def _train_loader_from_config(cfg, mapper=None, *, dataset=None, sampler=None):
+def _train_loader_from_config(cfg, mapper=None, *, dataset=None, seed=None, start_iter=0):
     if dataset is None:
         dataset = get_train_dataset_dicts(cfg)
     if mapper is None:
         mapper = YTVISClipMapper(cfg, is_train=True)
-    if sampler is None:
-        name = cfg.DATALOADER.SAMPLER_TRAIN
-        if name != "TrainingSampler":
-            raise ValueError(f"video loaders need SAMPLER_TRAIN TrainingSampler, got {name}")
-        sampler = TrainingSampler(len(dataset))
+    if seed is None:
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
     return {
         "dataset": dataset,
         "mapper": mapper,
-        "sampler": sampler,
+        "seed": seed,
         "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
+        "start_iter": start_iter,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
     }
 
 
-@configurable(from_config=_train_loader_from_config)
-def build_video_train_loader(dataset, *, mapper, sampler=None, total_batch_size, num_workers=0):
-    """Infinite training loader yielding lists of mapped clips (``total_batch_size / world``).
+def _collate(batch: List) -> List:
+    return batch
 
-    Call as ``build_video_train_loader(cfg, mapper=None)`` or with explicit arguments.
+
+def _worker_init(worker_id: int) -> None:
+    # Items re-seed themselves; this only keeps workers from sharing torch's default state.
+    seed_all(torch.initial_seed() % 2**31)
+
+
+@configurable(from_config=_train_loader_from_config)
+def build_video_train_loader(
+    dataset, mapper, *, seed, total_batch_size, start_iter=0, num_workers=0
+) -> torchdata.DataLoader:
+    """The training loader: infinite, DDP-sharded, and batch ``i`` depends only on ``(seed, i)``.
+
+    Clips come from :class:`~wsovvis.data.samplers.ResumableTrainingSampler` (shuffled epochs,
+    startable at any iteration) through :class:`~wsovvis.data.samplers.PositionSeededDataset`
+    (augmentation seeded by stream position), so a run resumed at ``start_iter`` sees exactly the
+    clips of an uninterrupted one, whatever ``num_workers`` and world size.
+
+    Call as ``build_video_train_loader(cfg, mapper=None, dataset=None, seed=None, start_iter=0)``
+    (defaults: :func:`get_train_dataset_dicts`, :class:`YTVISClipMapper`, ``cfg.SEED`` or a
+    random seed shared by all ranks when it is negative) or with explicit arguments.
 
     Args:
-        dataset: list of video dicts or a map-style dataset.
-        mapper: callable video dict -> model input (default :class:`YTVISClipMapper`).
-        sampler: index sampler (default ``TrainingSampler``: infinite, shuffled, DDP-sharded).
-        total_batch_size: clips per iteration over all GPUs (``SOLVER.IMS_PER_BATCH``).
-        num_workers: DataLoader workers.
+        dataset: list of training video dicts (already filtered) or a map-style dataset.
+        mapper: callable video dict -> model input (e.g. ``YTVISClipMapper(cfg, is_train=True)``),
+            or None to skip the item.
+        seed: data seed, identical on every rank.
+        total_batch_size: clips per iteration over all ranks (``SOLVER.IMS_PER_BATCH``), a
+            multiple of the world size.
+        start_iter: first iteration to produce (resume).
+        num_workers: DataLoader worker processes (``DATALOADER.NUM_WORKERS``).
 
     Returns:
-        An infinite iterable of lists of ``total_batch_size / world_size`` mapped clips.
+        An infinite ``DataLoader`` yielding lists of ``total_batch_size // world_size`` clips.
+
+    Raises:
+        ValueError: ``total_batch_size`` is not a positive multiple of the world size.
     """
-    dataset = _mapped_dataset(dataset, mapper)
-    if sampler is None:
-        sampler = TrainingSampler(len(dataset))
-    return build_batch_data_loader(
-        dataset, sampler, total_batch_size, aspect_ratio_grouping=False, num_workers=num_workers
+    world = comm.get_world_size()
+    if total_batch_size <= 0 or total_batch_size % world != 0:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({total_batch_size}) must be a positive multiple of the "
+            f"world size ({world})"
+        )
+    if isinstance(dataset, list):  # one pickled buffer instead of per-worker Python objects
+        dataset = DatasetFromList(dataset, copy=False, serialize=True)
+    sampler = ResumableTrainingSampler(len(dataset), seed, start_iter * total_batch_size)
+    # DataLoader draws its workers' base seed at every iter(); from its own generator that draw
+    # leaves the caller's torch RNG alone (items seed themselves, see PositionSeededDataset)
+    base_seed_rng = torch.Generator().manual_seed(derive_seed(seed, 0xB5EED, start_iter))
+    return torchdata.DataLoader(
+        PositionSeededDataset(dataset, mapper, seed),
+        batch_sampler=torchdata.BatchSampler(sampler, total_batch_size // world, drop_last=True),
+        num_workers=num_workers,
+        collate_fn=_collate,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        generator=base_seed_rng,
     )
 
 

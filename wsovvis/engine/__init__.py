@@ -4,7 +4,7 @@
 can call :func:`wsovvis.engine.runner.run_experiment` (no Sacred) or use :class:`Trainer` directly.
 """
 from .checkpoint import CheckpointError, VideoCheckpointer
-from .data import ResumableLoader, ResumableTrainingSampler, build_resumable_loader
+from .data import ResumableLoader
 from .launch import launch
 from .optimizer import WarmupPolyLR, build_lr_scheduler, build_optimizer, get_param_groups
 from .runner import run_experiment, train_worker
@@ -16,14 +16,12 @@ __all__ = [
     "ConfigError",
     "DEFAULT_CONFIG",
     "ResumableLoader",
-    "ResumableTrainingSampler",
     "Trainer",
     "VideoCheckpointer",
     "WarmupPolyLR",
     "build_cfg",
     "build_lr_scheduler",
     "build_optimizer",
-    "build_resumable_loader",
     "get_param_groups",
     "launch",
     "run_experiment",

@@ -18,7 +18,7 @@ from detectron2.utils.logger import setup_logger
 
 from wsovvis.config import add_wsovvis_config
 
-from .data import derive_seed, seed_all
+from wsovvis.data.samplers import derive_seed, seed_all
 
 __all__ = [
     "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "seed_process",

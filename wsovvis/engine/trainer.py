@@ -21,7 +21,7 @@ from detectron2.utils.logger import setup_logger
 from wsovvis.modeling.videomt.checkpoint import POS_EMBED_KEY
 
 from .checkpoint import CheckpointError, VideoCheckpointer
-from .data import ResumableLoader, build_resumable_loader
+from .data import ResumableLoader
 from .optimizer import build_lr_scheduler, build_optimizer
 from .setup import uses_cuda
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 class Trainer(DefaultTrainer):
     """``DefaultTrainer`` for video instance segmentation.
 
-    Differences to detectron2's: skip-consistent training loader (:mod:`wsovvis.engine.data`),
+    Differences to detectron2's: skip-consistent training loader (:mod:`wsovvis.data.samplers`),
     per-iteration seeding, optimizer state in checkpoints (v0.6 saves only the iteration and
     hooks), :class:`VideoCheckpointer` with architecture checks, AdamW + LLRD optimizer,
     ``YTVISEvaluator``, and :meth:`train` returning the last evaluation results.
@@ -78,14 +78,14 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Lazy, skip-consistent training loader over ``YTVISClipMapper`` clips."""
-        from wsovvis.data import YTVISClipMapper, get_train_dataset_dicts
+        from wsovvis.data import YTVISClipMapper, build_video_train_loader, get_train_dataset_dicts
 
         if cfg.SEED < 0:
             logger.warning("cfg.SEED < 0: training data order is random and resume is not exact.")
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
         dicts = get_train_dataset_dicts(cfg)
         build = functools.partial(
-            build_resumable_loader,
+            build_video_train_loader,
             dicts,
             YTVISClipMapper(cfg, is_train=True),
             seed=seed,
