@@ -154,6 +154,9 @@ def _add_dinov2_config(cfg):
     dv.EMBED_DIM = 0  # override the variant's ViT width (0 = variant default; tiny test models)
     dv.DEPTH = 0  # override the variant's ViT depth (0 = variant default)
     dv.NUM_HEADS = 0  # override the variant's ViT heads (0 = variant default)
+    # position-embedding resampling of the timm trunk: "official" = as DINOv2's own module (plain:
+    # bicubic by scale (n+0.1)/37, no antialias; _reg: to size, antialias), "timm" = timm's resample
+    dv.POS_EMBED_INTERP = "official"
 
 
 def _add_open_vocab_config(cfg):

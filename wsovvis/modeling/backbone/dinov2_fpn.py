@@ -8,12 +8,20 @@ embedding is used unchanged (route B, resampling it to 16x16, alters the pretrai
 Inputs of any size are accepted: they are zero-padded to a multiple of 32 internally and the outputs
 cropped to ``ceil(H / stride)``.
 
+Position embeddings (``MODEL.DINOV2.POS_EMBED_INTERP``): the 37x37 pretrained grid is resampled
+to the token grid of each input. ``"official"`` (default) does it as the official DINOv2 module
+does (``interpolate_pos_encoding``): plain models bicubic by the scale factor ``(n + 0.1) / 37``
+without antialiasing, ``_reg`` models bicubic to the target size with antialiasing. ``"timm"``
+uses timm's ``resample_abs_pos_embed`` (bicubic to the size, antialiased) for every model, which
+for plain models gives features that differ from the official ones at any size but 518x518.
+
 Frozen mode (``MODEL.DINOV2.FREEZE``): the ViT has ``requires_grad=False``, runs under
 ``torch.no_grad()``, and stays in ``eval()`` whatever ``train()`` is called with; only the pyramid
 (``neck.*``) is trained. :meth:`DINOv2PseudoFPN.pretrained_parameter_names` tells the optimizer
 which parameters are pretrained (backbone multiplier) as opposed to new.
 """
 import math
+import types
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -26,9 +34,69 @@ from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
 from .dinov2_weights import load_dinov2_weights, load_official_hub_model, resolve_variant
 
-__all__ = ["DINOv2PseudoFPN", "SimpleFeaturePyramid", "LayerNorm2d"]
+__all__ = ["DINOv2PseudoFPN", "SimpleFeaturePyramid", "LayerNorm2d",
+           "official_patch_pos_embed", "POS_EMBED_INTERP_MODES"]
 
 _STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
+POS_EMBED_INTERP_MODES = ("official", "timm")
+
+
+def official_patch_pos_embed(patch_pos: torch.Tensor, grid: Sequence[int], offset: float,
+                             antialias: bool) -> torch.Tensor:
+    """Resample a square grid of patch position embeddings as official DINOv2 does.
+
+    Args:
+        patch_pos: ``[1, M*M, D]`` patch position embeddings (no prefix tokens).
+        grid: target ``(rows, cols)`` token grid.
+        offset: DINOv2's ``interpolate_offset`` (0.1 plain, 0.0 ``_reg``): with an offset the
+            resampling is bicubic by ``scale_factor=(n + offset) / M``, else bicubic to ``grid``.
+        antialias: DINOv2's ``interpolate_antialias`` (False plain, True ``_reg``).
+
+    Returns:
+        ``[1, rows*cols, D]`` in the input dtype (computed in float32).
+    """
+    num, dim = patch_pos.shape[1:]
+    m = int(math.sqrt(num))
+    if m * m != num:
+        raise ValueError(f"position embedding of {num} patches is not a square grid")
+    if tuple(grid) == (m, m):
+        return patch_pos
+    x = patch_pos.float().reshape(1, m, m, dim).permute(0, 3, 1, 2)
+    if offset:
+        kwargs = {"scale_factor": ((grid[0] + offset) / m, (grid[1] + offset) / m)}
+    else:
+        kwargs = {"size": tuple(grid)}
+    x = F.interpolate(x, mode="bicubic", antialias=antialias, **kwargs)
+    if tuple(x.shape[-2:]) != tuple(grid):
+        raise ValueError(f"position embedding resampled to {tuple(x.shape[-2:])}, not {grid}")
+    return x.permute(0, 2, 3, 1).reshape(1, -1, dim).to(patch_pos.dtype)
+
+
+def _official_pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+    """timm ``VisionTransformer._pos_embed`` (``dynamic_img_size``) with the official DINOv2
+    resampling; bound to a timm ViT by :func:`_use_official_pos_embed`."""
+    b, h, w, c = x.shape
+    prefix = 0 if self.no_embed_class else self.num_prefix_tokens
+    pos = self.pos_embed
+    patch = official_patch_pos_embed(pos[:, prefix:], (h, w), self.dinov2_interpolate_offset,
+                                     self.dinov2_interpolate_antialias)
+    pos = torch.cat([pos[:, :prefix], patch], 1) if prefix else patch
+    x = x.view(b, -1, c)
+    to_cat = [t.expand(b, -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+    if self.no_embed_class:
+        x = torch.cat(to_cat + [x + pos], 1)
+    else:
+        x = torch.cat(to_cat + [x], 1) + pos
+    return self.pos_drop(x)
+
+
+def _use_official_pos_embed(vit: nn.Module, num_register_tokens: int) -> None:
+    """Make a timm DINOv2 ViT resample its position embedding like the official module (offset
+    0.1 and no antialias for plain models, size + antialias for ``_reg`` ones, as in
+    ``dinov2/hub/backbones.py``). A bound method, so ``copy.deepcopy`` rebinds it."""
+    vit.dinov2_interpolate_offset = 0.0 if num_register_tokens else 0.1
+    vit.dinov2_interpolate_antialias = bool(num_register_tokens)
+    vit._pos_embed = types.MethodType(_official_pos_embed, vit)
 
 
 class LayerNorm2d(nn.Module):
@@ -109,6 +177,7 @@ class DINOv2PseudoFPN(Backbone):
         freeze: bool = True,
         repo_path: str = "",
         vit_overrides: Optional[Dict] = None,
+        pos_embed_interp: str = "official",
     ):
         """
         Args:
@@ -121,12 +190,17 @@ class DINOv2PseudoFPN(Backbone):
                 of timm ("" = timm).
             vit_overrides: extra timm kwargs (``embed_dim``, ``depth``, ``num_heads``) for small
                 debug/test models; ignored with ``repo_path``.
+            pos_embed_interp: ``"official"`` or ``"timm"`` position-embedding resampling of the
+                timm trunk (see the module docstring); the official module always uses its own.
         """
         super().__init__()
         unknown = [f for f in out_features if f not in _STRIDES]
         if unknown:
             raise ValueError(f"MODEL.DINOV2.OUT_FEATURES {unknown} not in {list(_STRIDES)}")
         variant = resolve_variant(model_name)
+        if pos_embed_interp not in POS_EMBED_INTERP_MODES:
+            raise ValueError(f"MODEL.DINOV2.POS_EMBED_INTERP {pos_embed_interp!r} not in "
+                             f"{POS_EMBED_INTERP_MODES}")
         self.model_name = model_name
         self.official = bool(repo_path)
         if self.official:
@@ -141,6 +215,8 @@ class DINOv2PseudoFPN(Backbone):
             )
             if weights:
                 load_dinov2_weights(self.vit, weights, model_name)
+            if pos_embed_interp == "official":
+                _use_official_pos_embed(self.vit, variant.num_register_tokens)
             embed_dim = self.vit.embed_dim
         self.patch_size = 14
         self.embed_dim = embed_dim
@@ -166,6 +242,7 @@ class DINOv2PseudoFPN(Backbone):
             "freeze": c.FREEZE,
             "repo_path": c.REPO_PATH,
             "vit_overrides": overrides or None,
+            "pos_embed_interp": c.POS_EMBED_INTERP,
         }
 
     @property
