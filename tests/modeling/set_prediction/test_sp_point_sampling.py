@@ -1,4 +1,4 @@
-"""Point sampling: exact bilinear values and uncertainty-driven point selection."""
+"""Point sampling: wsovvis uncertainty with detectron2's PointRend sampling, shared points."""
 
 import torch
 
@@ -10,22 +10,13 @@ from wsovvis.modeling.set_prediction import (
 )
 
 
-def _ramp(h=8, w=8):
-    # value = x pixel index, so bilinear sampling is exact: v(x) = x * w - 0.5 (align_corners=False)
-    return torch.arange(w, dtype=torch.float).repeat(h, 1)[None, None]
+def test_point_sampling_is_detectron2s():
+    """The PointRend sampling is detectron2's (no copy to keep in sync)."""
+    from detectron2.projects.point_rend import point_features
 
-
-def test_point_sample_is_bilinear_in_normalised_coords():
-    img = _ramp()
-    coords = torch.tensor([[[0.5, 0.5], [0.25, 0.9], [0.8125, 0.1]]])
-    out = point_sample(img, coords, align_corners=False)
-    assert out.shape == (1, 1, 3)
-    torch.testing.assert_close(out[0, 0], coords[0, :, 0] * 8 - 0.5)
-
-
-def test_point_sample_grid_shape():
-    out = point_sample(torch.rand(2, 3, 5, 5), torch.rand(2, 4, 6, 2), align_corners=False)
-    assert out.shape == (2, 3, 4, 6)
+    assert point_sample is point_features.point_sample
+    assert (get_uncertain_point_coords_with_randomness
+            is point_features.get_uncertain_point_coords_with_randomness)
 
 
 def test_uncertain_points_concentrate_on_the_boundary():

@@ -12,7 +12,6 @@ Extending for a new model (e.g. SeqFormer)::
 
 from .box_ops import (
     box_cxcywh_to_xyxy,
-    box_iou,
     box_l1_loss,
     box_xyxy_to_cxcywh,
     elementwise_generalized_box_iou,
@@ -63,7 +62,6 @@ __all__ = [
     "TemporallyConsistentMatcher",
     "aux_weight_dict",
     "box_cxcywh_to_xyxy",
-    "box_iou",
     "box_l1_loss",
     "box_xyxy_to_cxcywh",
     "build_mask_matcher",

@@ -3,14 +3,18 @@
 Boxes are normalised ``(cx, cy, w, h)`` unless a function name says ``xyxy``. Video boxes carry a
 frame axis: predictions ``[..., T, 4]``; an instance absent from a frame has an all-zero box (the
 SeqFormer convention), which is kept in matching and losses.
+
+Format conversion is torchvision's ``box_convert`` (plain IoU: ``torchvision.ops.box_iou``). The
+GIoU is wsovvis's own because torchvision has no pairwise GIoU that stays finite on the all-zero
+boxes of absent frames (``torchvision.ops.generalized_box_iou`` divides by a zero hull) and none
+that broadcasts over a frame axis.
 """
 import torch
+from torchvision.ops import box_convert
 
 __all__ = [
     "box_cxcywh_to_xyxy",
     "box_xyxy_to_cxcywh",
-    "box_area",
-    "box_iou",
     "generalized_box_iou",
     "elementwise_generalized_box_iou",
     "box_l1_loss",
@@ -21,44 +25,32 @@ __all__ = [
 
 
 def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``(cx, cy, w, h)`` -> ``(x0, y0, x1, y1)`` on the last axis."""
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
+    """``(cx, cy, w, h)`` -> ``(x0, y0, x1, y1)`` on the last axis (torchvision ``box_convert``)."""
+    return box_convert(boxes, "cxcywh", "xyxy")
 
 
 def box_xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
-    """``(x0, y0, x1, y1)`` -> ``(cx, cy, w, h)`` on the last axis."""
-    x0, y0, x1, y1 = boxes.unbind(-1)
-    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
+    """``(x0, y0, x1, y1)`` -> ``(cx, cy, w, h)`` on the last axis (torchvision ``box_convert``)."""
+    return box_convert(boxes, "xyxy", "cxcywh")
 
 
-def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    """Area of xyxy boxes ``[..., 4]`` (negative extents clamp to 0)."""
+def _area(boxes: torch.Tensor) -> torch.Tensor:
+    """Area of xyxy boxes ``[..., 4]`` (negative extents clamp to 0; torchvision's is 2-D only)."""
     w = (boxes[..., 2] - boxes[..., 0]).clamp(min=0)
     return w * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
 
 
-def _iou_and_union(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float):
-    """IoU and union of broadcastable xyxy boxes ``[..., 4]``."""
+def _giou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float) -> torch.Tensor:
+    """Generalised IoU of broadcastable xyxy boxes ``[..., 4]``; ``eps`` bounds both divisors."""
     lt = torch.max(boxes1[..., :2], boxes2[..., :2])
     rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
-    union = box_area(boxes1) + box_area(boxes2) - inter
-    return inter / union.clamp(min=eps), union
-
-
-def _giou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float) -> torch.Tensor:
-    """Generalised IoU of broadcastable xyxy boxes ``[..., 4]``."""
-    iou, union = _iou_and_union(boxes1, boxes2, eps)
+    union = _area(boxes1) + _area(boxes2) - inter
+    iou = inter / union.clamp(min=eps)
     lt = torch.min(boxes1[..., :2], boxes2[..., :2])
     rb = torch.max(boxes1[..., 2:], boxes2[..., 2:])
     hull = (rb - lt).clamp(min=0).prod(-1)
     return iou - (hull - union) / hull.clamp(min=eps)
-
-
-def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
-    """Pairwise IoU and union of xyxy boxes ``[N, 4]`` x ``[M, 4]`` -> two ``[N, M]`` tensors."""
-    return _iou_and_union(boxes1[:, None, :], boxes2[None, :, :], eps)
 
 
 def generalized_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7):
