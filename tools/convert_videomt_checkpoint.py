@@ -11,6 +11,7 @@ Example::
 
 import argparse
 import logging
+import sys
 
 from detectron2.config import get_cfg
 
@@ -23,6 +24,10 @@ def main(argv=None):
     parser.add_argument("--config-file", required=True, help="wsovvis WSVidEoMT config")
     parser.add_argument("--input", required=True, help="official .pth ({'model': sd} or raw sd)")
     parser.add_argument("--output", required=True, help="output .pth")
+    parser.add_argument(
+        "--trust-checkpoint", action="append", default=[], metavar="FILE",
+        help="unpickle FILE in full even if it holds objects outside the checkpoint allow-list "
+             "(can run code: only for files you trust); repeatable")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -30,7 +35,12 @@ def main(argv=None):
     add_wsovvis_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
-    info = convert_videomt_checkpoint(cfg, args.input, args.output)
+    try:
+        info = convert_videomt_checkpoint(cfg, args.input, args.output, args.trust_checkpoint)
+    except (OSError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
     print(
         f"wrote {args.output}: IMG_SIZE={info['img_size']}, "
         f"re-initialised={info['reinitialized'] or 'none'}"

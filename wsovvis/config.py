@@ -76,6 +76,7 @@ def _add_videomt_config(cfg):
     _C.NUM_REG_TOKENS = 4  # "custom" ViT only: register tokens (DINOv2-reg4 layout)
     _C.DROP_PATH_RATE = 0.0  # stochastic depth of the ViT (0 upstream)
     _C.VIT_WEIGHTS = ""  # optional DINOv2 (official or timm) ViT weights loaded at build time
+    _C.ALLOW_RANDOM_INIT = False  # training may start with a random ViT (no VIT_WEIGHTS, not in MODEL.WEIGHTS)
     _C.NORM_QUERIES = False  # LayerNorm queries before propagation/aux heads (upstream VPS/VSS)
     _C.CLASS_WEIGHT = 2.0  # cross-entropy loss / matching cost weight
     _C.MASK_WEIGHT = 5.0  # mask BCE loss / matching cost weight
@@ -147,6 +148,7 @@ def _add_dinov2_config(cfg):
     dv = cfg.MODEL.DINOV2
     dv.MODEL_NAME = "dinov2_vitb14"  # dinov2_vit{s,b,l,g}14 or dinov2_vit{s,b,l,g}14_reg
     dv.WEIGHTS = ""  # official DINOv2 .pth (converted on load) or timm checkpoint; "" = random
+    dv.ALLOW_RANDOM_INIT = False  # training may use a random ViT (WEIGHTS "" and not in MODEL.WEIGHTS)
     dv.OUT_CHANNELS = 256  # channels of every pyramid level
     dv.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # pyramid levels at strides 4/8/16/32
     dv.FREEZE = True  # frozen ViT: no grads, always eval, excluded from the optimizer
@@ -189,6 +191,8 @@ def add_wsovvis_config(cfg):
     """
     if "VIDEOMT" in cfg.MODEL:  # the keys are already there
         return
+    # checkpoint files that may be unpickled in full (can run code): only files you trust
+    cfg.MODEL.TRUSTED_CHECKPOINTS = []
     for add in (
         _add_input_config,
         _add_dataset_config,

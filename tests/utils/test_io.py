@@ -8,7 +8,14 @@ import stat
 
 import pytest
 
-from wsovvis.utils.io import atomic_write, atomic_write_json, read_json, torch_load_trusted
+from wsovvis.utils.io import (
+    UntrustedCheckpointError,
+    atomic_write,
+    atomic_write_json,
+    pickle_load_restricted,
+    read_json,
+    torch_load_trusted,
+)
 
 
 def _mode(path):
@@ -58,17 +65,54 @@ def test_read_json_errors_name_the_file(tmp_path):
         read_json(str(tmp_path / "missing.json"))
 
 
-def test_torch_load_trusted_falls_back_to_a_full_pickle_with_a_warning(tmp_path, caplog):
+class _RunsCode:
+    """Unpickling this runs ``touch <marker>`` (what a malicious checkpoint would do)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_torch_load_trusted_allows_checkpoint_types_and_refuses_code(tmp_path, caplog):
+    import numpy as np
     import torch
 
-    plain, full = str(tmp_path / "plain.pth"), str(tmp_path / "full.pth")
+    plain, meta = str(tmp_path / "plain.pth"), str(tmp_path / "meta.pth")
     torch.save({"model": {"w": torch.ones(2)}}, plain)
-    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1)}, full)
+    # what official / trainer checkpoints carry: numpy scalars and dtypes, argparse options
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1),
+                "iteration": np.int64(7), "dtype": np.dtype("float32")}, meta)
     with caplog.at_level(logging.WARNING, logger="wsovvis.utils.io"):
         assert torch.equal(torch_load_trusted(plain)["model"]["w"], torch.ones(2))
-        assert not caplog.records
-        assert torch_load_trusted(full)["args"].lr == 1
-    assert "full.pth holds non-tensor Python objects" in caplog.text
+        loaded = torch_load_trusted(meta)
+    assert loaded["args"].lr == 1 and loaded["iteration"] == 7
+    assert not caplog.records  # no full pickle needed
+    marker = tmp_path / "code_ran"
+    evil = str(tmp_path / "evil.pth")
+    torch.save({"model": {"w": torch.ones(2)}, "x": _RunsCode(marker)}, evil)
+    with pytest.raises(UntrustedCheckpointError, match=r"evil\.pth.*system.*TRUSTED_CHECKPOINTS"):
+        torch_load_trusted(evil)
+    assert not marker.exists()
+    with caplog.at_level(logging.WARNING, logger="wsovvis.utils.io"):  # explicit opt-in only
+        torch_load_trusted(evil, trusted=[str(tmp_path / "." / "evil.pth")])
+    assert marker.exists() and "listed as trusted" in caplog.text
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(pickle.UnpicklingError):  # both attempts refuse it; callers name the file
+    with pytest.raises(pickle.UnpicklingError):  # not a refusal: callers name the file
         torch_load_trusted(str(tmp_path / "broken.pth"))
+
+
+def test_pickle_load_restricted_refuses_code(tmp_path):
+    import numpy as np
+
+    ok, evil = tmp_path / "ok.pkl", tmp_path / "evil.pkl"
+    with open(ok, "wb") as f:
+        pickle.dump({"model": {"w": np.ones(3, np.float32)}, "__author__": "me"}, f)
+    assert pickle_load_restricted(str(ok))["model"]["w"].sum() == 3
+    marker = tmp_path / "code_ran"
+    with open(evil, "wb") as f:
+        pickle.dump({"blobs": {"x": _RunsCode(marker)}}, f)
+    with pytest.raises(UntrustedCheckpointError, match=r"evil\.pkl.*system"):
+        pickle_load_restricted(str(evil))
+    assert not marker.exists()

@@ -14,7 +14,7 @@ from detectron2.utils import comm
 
 from wsovvis.utils.io import atomic_write_json, read_json
 
-from .checkpoint import CheckpointError, VideoCheckpointer
+from .checkpoint import VideoCheckpointer
 from .launch import external_dist_env, launch, run_external
 from .setup import build_cfg, normalize_config, setup_process, uses_cuda
 from .trainer import Trainer, flat_metrics
@@ -27,22 +27,11 @@ FINAL_METRICS = "final_metrics.json"
 
 
 def _evaluate_only(cfg, resume: bool):
+    """Score ``MODEL.WEIGHTS`` (or the last checkpoint) after the policy's eval fit check."""
     model = Trainer.build_model(cfg)
-    ckpt = VideoCheckpointer(model, cfg.OUTPUT_DIR)
+    ckpt = VideoCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, mode="eval")
     path = ckpt.get_checkpoint_file() if resume else cfg.MODEL.WEIGHTS
-    if not resume and cfg.MODEL.META_ARCHITECTURE == "WSVidEoMT" and not path.endswith(".pkl"):
-        # Official VidEoMT files (and our own): strict key check, IMG_SIZE from pos_embed. The
-        # generic loader would silently skip a pos_embed of another IMG_SIZE (random positions).
-        from wsovvis.modeling.videomt.checkpoint import load_videomt_checkpoint
-
-        extra = ckpt._load_file(ckpt.path_manager.get_local_path(path))
-        try:
-            load_videomt_checkpoint(model, extra)
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(f"MODEL.WEIGHTS {path}: {e}") from e
-    else:
-        extra = ckpt.load(path, checkpointables=[])
-        ckpt.check_compatible(path, strict=resume)
+    extra = ckpt.load(path, checkpointables=[])
     # d2 checkpoints store the index of the last finished iteration; report iterations trained,
     # the step at which training logs its final evaluation.
     last = extra.get("iteration") if isinstance(extra, dict) else None

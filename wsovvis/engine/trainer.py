@@ -18,9 +18,7 @@ from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from wsovvis.modeling.videomt.checkpoint import POS_EMBED_KEY
-
-from .checkpoint import CheckpointError, VideoCheckpointer
+from .checkpoint import VideoCheckpointer
 from .data import ResumableLoader
 from .optimizer import build_lr_scheduler, build_optimizer
 from .setup import uses_cuda
@@ -60,7 +58,8 @@ class Trainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = VideoCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = VideoCheckpointer(model, cfg.OUTPUT_DIR, cfg=cfg, mode="init",
+                                              trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -133,26 +132,22 @@ class Trainer(DefaultTrainer):
     def resume_or_load(self, resume: bool = True):
         """Load the last checkpoint of ``OUTPUT_DIR`` (resume) or ``MODEL.WEIGHTS``, with checks.
 
-        Resuming requires a checkpoint that fits the model exactly; ``MODEL.WEIGHTS`` must match
-        at least one tensor (so a wrong-architecture file fails loudly instead of training from
-        scratch). The training loader then starts at the resumed iteration.
+        The checkpoint policy (:class:`VideoCheckpointer`) decides: resuming requires a
+        checkpoint that provides every model tensor (checked before the optimizer state is
+        touched); ``MODEL.WEIGHTS`` may be partial (what it lacks is re-initialised and listed
+        once in the log) but must fit at least one tensor, and a pretrained-by-design backbone
+        may not start random without ``ALLOW_RANDOM_INIT``. The training loader then starts at
+        the resumed iteration.
+
+        Raises:
+            CheckpointError: the checkpoint does not fit (one message with config hints).
         """
         ckpt = self.checkpointer
         resuming = resume and ckpt.has_checkpoint()
         path = ckpt.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
         super().resume_or_load(resume=resume)
-        if path:
-            ckpt.check_compatible(path, strict=resuming)
-            inc = ckpt.last_incompatible
-            shapes = next(
-                ((a, b) for k, a, b in inc.incorrect_shapes if k == POS_EMBED_KEY), None
-            ) if inc is not None else None
-            if shapes is not None:  # detectron2 only warns and keeps the untrained embedding
-                raise CheckpointError(
-                    f"{path}: {POS_EMBED_KEY} has shape {tuple(shapes[0])}, the model "
-                    f"{tuple(shapes[1])}: set MODEL.VIDEOMT.IMG_SIZE to the "
-                    "checkpoint's (tools/convert_videomt_checkpoint.py prints it)"
-                )
+        if not resuming:
+            ckpt.check_initialisation()
         if resuming:
             logger.info(f"Resumed from {path}; continuing at iteration {self.start_iter}")
         if isinstance(self.data_loader, ResumableLoader):

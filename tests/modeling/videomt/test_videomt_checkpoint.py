@@ -3,6 +3,7 @@ strict errors, and the conversion CLI. The official-format state dict is written
 documented upstream layout (not from our model)."""
 
 import argparse
+import datetime
 import logging
 import os
 import sys
@@ -177,12 +178,18 @@ def test_checkpoint_read_errors_name_the_file(tmp_path, caplog):
     with pytest.raises(ValueError, match="broken.pth"):
         read_checkpoint(str(broken))
     caplog.clear()
-    # a trainer pickle with non-tensor objects still loads (full pickle, with a warning)
+    # a trainer pickle with allow-listed objects (argparse options) loads without a full pickle
     full = str(tmp_path / "full.pth")
     torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1)}, full)
     with caplog.at_level(logging.WARNING):
         assert torch.equal(read_checkpoint(full)["w"], torch.ones(2))
-    assert "full pickle" in caplog.text
+    assert "full pickle" not in caplog.text
+    # anything else is refused (naming the file and the type) unless the file is trusted
+    odd = str(tmp_path / "odd.pth")
+    torch.save({"model": {"w": torch.ones(2)}, "x": datetime.timedelta(1)}, odd)
+    with pytest.raises(ValueError, match=r"odd\.pth.*datetime\.timedelta.*trust"):
+        read_checkpoint(odd)
+    assert torch.equal(read_checkpoint(odd, trusted=[odd])["w"], torch.ones(2))
     model = tiny_model()
     sd = official_state_dict()
     del sd["backbone.q.weight"]

@@ -15,7 +15,7 @@ checked ``load_state_dict``:
 import logging
 import math
 import os
-from typing import Dict, Mapping, Union
+from typing import Dict, Iterable, Mapping, Union
 
 import torch
 from torch import nn
@@ -42,14 +42,17 @@ CLASS_DEPENDENT_KEYS = (
 OPTIONAL_KEYS = ("criterion.empty_weight", "backbone.attn_mask_probs")
 
 
-def read_checkpoint(checkpoint: Union[str, Mapping]) -> Dict[str, torch.Tensor]:
+def read_checkpoint(checkpoint: Union[str, Mapping], trusted: Iterable[str] = ()
+                    ) -> Dict[str, torch.Tensor]:
     """State dict from a path or an already-loaded object (``{"model": sd}`` or a raw sd).
 
-    A file is first read with ``weights_only=True``; a file this refuses (e.g. a trainer pickle
-    with non-tensor objects) is re-read as a full pickle, with a warning.
+    A file is read with ``weights_only=True`` and the allow-list of
+    :func:`wsovvis.utils.io.torch_load_trusted`; other Python objects are refused unless the file
+    is in ``trusted`` (never unpickled in full otherwise: that could run code).
 
     Args:
         checkpoint: ``.pth`` path, or the object ``torch.load`` returned.
+        trusted: files that may be unpickled in full (``--trust-checkpoint``).
 
     Returns:
         The state dict (a new dict; the tensors are not copied).
@@ -64,7 +67,7 @@ def read_checkpoint(checkpoint: Union[str, Mapping]) -> Dict[str, torch.Tensor]:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"VidEoMT checkpoint not found: {checkpoint}")
         try:
-            obj = torch_load_trusted(checkpoint)
+            obj = torch_load_trusted(checkpoint, trusted)
         except Exception as e:  # truncated / not a torch file
             raise ValueError(f"cannot read VidEoMT {where}: {e}") from e
     else:
@@ -153,7 +156,8 @@ def load_videomt_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping]) -
     return {"reinitialized": reinit, "absent_optional": absent}
 
 
-def convert_videomt_checkpoint(cfg, src: str, dst: str) -> Dict[str, object]:
+def convert_videomt_checkpoint(cfg, src: str, dst: str, trusted: Iterable[str] = ()
+                               ) -> Dict[str, object]:
     """Validate an official checkpoint against a wsovvis config and write a loadable copy.
 
     The model is built from ``cfg`` on CPU with ``MODEL.VIDEOMT.IMG_SIZE`` taken from the
@@ -167,6 +171,7 @@ def convert_videomt_checkpoint(cfg, src: str, dst: str) -> Dict[str, object]:
         cfg: a wsovvis config for ``WSVidEoMT`` (not modified).
         src: official ``.pth``.
         dst: output ``.pth``.
+        trusted: files that may be unpickled in full (see :func:`read_checkpoint`).
 
     Returns:
         ``{"img_size": int, "reinitialized": [...], "absent_optional": [...]}``.
@@ -175,7 +180,7 @@ def convert_videomt_checkpoint(cfg, src: str, dst: str) -> Dict[str, object]:
 
     import wsovvis.modeling  # noqa: F401  (registers WSVidEoMT)
 
-    sd = read_checkpoint(src)
+    sd = read_checkpoint(src, trusted)
     cfg = cfg.clone()
     cfg.defrost()
     img_size = infer_img_size(sd, cfg.MODEL.VIDEOMT.PATCH_SIZE)
