@@ -121,6 +121,20 @@ def test_train_loader_rejects_what_it_would_ignore(tiny_names, key, value, messa
         build_video_train_loader(cfg)
 
 
+@pytest.mark.parametrize("style", ["choice_by_clip", "range_by_clip"])
+def test_vnext_by_clip_size_sampling(tiny_names, style):
+    """VNext YAMLs say "choice_by_clip" / "range_by_clip": one size per clip, as in wsovvis."""
+    cfg = _cfg(tiny_names["train"])
+    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = style
+    cfg.INPUT.MIN_SIZE_TRAIN = (32, 40)
+    cfg.INPUT.CROP.ENABLED = False
+    for batch in itertools.islice(build_video_train_loader(cfg), 3):
+        for clip in batch:
+            assert len({tuple(im.shape) for im in clip["image"]}) == 1
+            assert min(clip["image"][0].shape[1:]) in ((32, 40) if style == "choice_by_clip"
+                                                       else range(32, 41))
+
+
 def test_default_workers_capped_by_usable_cpus(monkeypatch):
     if hasattr(os, "sched_getaffinity"):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})

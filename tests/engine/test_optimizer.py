@@ -2,6 +2,7 @@
 import pytest
 import torch
 from detectron2.config import get_cfg
+from detectron2.projects.deeplab.lr_scheduler import WarmupPolyLR
 from torch import nn
 
 from wsovvis.config import add_wsovvis_config
@@ -78,6 +79,67 @@ def test_gradient_clipping_is_honoured():
     assert (lin.weight - before).norm() <= 0.01 + 1e-6  # lr 1, grad clipped to norm 0.01
 
 
+class _TwoEqualParams(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(4))
+        self.b = nn.Parameter(torch.zeros(4))
+
+    def forward(self):
+        return 1000 * (self.a.sum() + self.b.sum())
+
+
+def _clip_cfg(clip_type, value=0.01):
+    cfg = _cfg(OPTIMIZER="SGD", MOMENTUM=0.0, WEIGHT_DECAY=0.0, BACKBONE_MULTIPLIER=1.0)
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = clip_type
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = value
+    return cfg
+
+
+def _step_and_total_grad_norm(cfg):
+    model = _TwoEqualParams()
+    opt = build_optimizer(cfg, model)
+    model().backward()
+    opt.step()
+    grad_norm = torch.cat([model.a.grad, model.b.grad]).norm().item()
+    update_norm = torch.cat([model.a, model.b]).detach().norm().item()  # lr 1, started at 0
+    return grad_norm, update_norm
+
+
+def test_full_model_gradient_clipping_clips_the_global_norm():
+    grad_norm, update_norm = _step_and_total_grad_norm(_clip_cfg("full_model"))
+    assert grad_norm == pytest.approx(0.01, rel=1e-4)  # all gradients together, after the step
+    assert update_norm == pytest.approx(0.01, rel=1e-4)
+    # detectron2's per-parameter "norm" clips each of the two tensors to 0.01: sqrt(2) x larger
+    grad_norm, _ = _step_and_total_grad_norm(_clip_cfg("norm"))
+    assert grad_norm == pytest.approx(0.01 * 2**0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="CLIP_VALUE"):
+        build_optimizer(_clip_cfg("full_model", value=0.0), _TwoEqualParams())
+
+
+def test_vnext_full_model_solver_config_builds(tmp_path):
+    """The SOLVER block of VNext's projects/SeqFormer/configs/base_ytvis.yaml, verbatim."""
+    yaml = tmp_path / "vnext_solver.yaml"
+    yaml.write_text(
+        "SOLVER:\n  IMS_PER_BATCH: 16\n  BASE_LR: 0.0002\n  STEPS: (8000,)\n  MAX_ITER: 12000\n"
+        "  WARMUP_FACTOR: 1.0\n  WARMUP_ITERS: 10\n  WEIGHT_DECAY: 0.0001\n"
+        "  OPTIMIZER: \"ADAMW\"\n  BACKBONE_MULTIPLIER: 0.1\n  CLIP_GRADIENTS:\n"
+        "    ENABLED: True\n    CLIP_TYPE: \"full_model\"\n    CLIP_VALUE: 0.01\n"
+        "    NORM_TYPE: 2.0\n  CHECKPOINT_PERIOD: 1000\n"
+    )
+    cfg = get_cfg()
+    add_wsovvis_config(cfg)
+    cfg.merge_from_file(str(yaml))
+    model = _TwoEqualParams()
+    opt = build_optimizer(cfg, model)
+    assert isinstance(opt, torch.optim.AdamW)
+    build_lr_scheduler(cfg, opt)  # detectron2's WarmupMultiStepLR over the same optimizer
+    model().backward()
+    opt.step()
+    assert torch.cat([model.a.grad, model.b.grad]).norm().item() == pytest.approx(0.01, rel=1e-4)
+
+
 def test_two_stage_warmup_poly():
     model = _Model()
     cfg = _cfg(LR_SCHEDULER_NAME="TwoStageWarmupPolyLR", WARMUP_STEPS=[10, 20], POLY_POWER=1.0,
@@ -108,6 +170,7 @@ def test_warmup_poly_and_unknown_optimizer():
     lin = nn.Linear(2, 2)
     opt = build_optimizer(cfg, lin)
     sched = build_lr_scheduler(cfg, opt)
+    assert isinstance(sched, WarmupPolyLR)  # detectron2's DeepLab schedule, wsovvis keys
     for _ in range(50):
         opt.step()
         sched.step()

@@ -98,11 +98,10 @@ def build_clip_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     augs = []
     if cfg.INPUT.CROP.ENABLED:
         augs.append(T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
-    augs.append(
-        T.ResizeShortestEdge(
-            cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
-        )
-    )
+    # one draw per clip anyway: VNext's "choice_by_clip" / "range_by_clip" are "choice" / "range"
+    style = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
+    style = {"choice_by_clip": "choice", "range_by_clip": "range"}.get(style, style)
+    augs.append(T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, style))
     flip = cfg.INPUT.RANDOM_FLIP
     if flip in ("flip_by_clip", "horizontal"):
         augs.append(T.RandomFlip(horizontal=True, vertical=False))

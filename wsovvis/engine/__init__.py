@@ -6,7 +6,7 @@ can call :func:`wsovvis.engine.runner.run_experiment` (no Sacred) or use :class:
 from .checkpoint import CheckpointError, VideoCheckpointer
 from .data import ResumableLoader
 from .launch import launch
-from .optimizer import WarmupPolyLR, build_lr_scheduler, build_optimizer, get_param_groups
+from .optimizer import TwoStageWarmupPolyLR, build_lr_scheduler, build_optimizer, get_param_groups
 from .runner import run_experiment, train_worker
 from .setup import DEFAULT_CONFIG, ConfigError, build_cfg
 from .trainer import Trainer
@@ -17,8 +17,8 @@ __all__ = [
     "DEFAULT_CONFIG",
     "ResumableLoader",
     "Trainer",
+    "TwoStageWarmupPolyLR",
     "VideoCheckpointer",
-    "WarmupPolyLR",
     "build_cfg",
     "build_lr_scheduler",
     "build_optimizer",

@@ -3,19 +3,31 @@
 Parameter groups follow the VidEoMT recipe (``videomt.md`` §4): a ViT block ``i`` of ``L`` gets
 ``BASE_LR * LLRD ** (L - 1 - i)``, the patch/position/class/register embeddings get
 ``LLRD ** (L - 1)`` and the ViT's final ``norm`` plus every non-ViT parameter get the plain base LR.
-Unlike the official code, gradient clipping (``SOLVER.CLIP_GRADIENTS``) is honoured through
-detectron2's :func:`maybe_add_gradient_clipping`.
+Unlike the official code, gradient clipping (``SOLVER.CLIP_GRADIENTS``) is honoured: detectron2's
+:func:`maybe_add_gradient_clipping` for its per-parameter types (``value``, ``norm``) and
+:func:`maybe_add_full_model_gradient_clipping` for ``full_model`` (Mask2Former / VNext configs).
+
+Schedules: ``"WarmupPolyLR"`` is detectron2's own (``detectron2.projects.deeplab``);
+:class:`TwoStageWarmupPolyLR` (VidEoMT's delayed ViT warmup) is the one detectron2 lacks.
 """
+import itertools
 import logging
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type
 
 import torch
 from detectron2.config import CfgNode
+from detectron2.projects.deeplab.lr_scheduler import WarmupPolyLR
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
 from detectron2.solver.build import maybe_add_gradient_clipping, reduce_param_groups
 
-__all__ = ["get_param_groups", "build_optimizer", "build_lr_scheduler", "WarmupPolyLR"]
+__all__ = [
+    "get_param_groups",
+    "build_optimizer",
+    "build_lr_scheduler",
+    "maybe_add_full_model_gradient_clipping",
+    "TwoStageWarmupPolyLR",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +65,8 @@ def get_param_groups(
     """Build optimizer parameter groups.
 
     Frozen parameters (``requires_grad=False``) and duplicates (shared parameters) are skipped.
-    Each group carries ``"vit": bool`` so that :class:`WarmupPolyLR` can warm ViT parameters up
-    separately; groups with identical hyper-parameters are merged.
+    Each group carries ``"vit": bool`` so that :class:`TwoStageWarmupPolyLR` can warm ViT
+    parameters up separately; groups with identical hyper-parameters are merged.
 
     Args:
         model: the model (unwrapped or DDP-wrapped; names are taken without ``module.``).
@@ -110,6 +122,50 @@ def get_param_groups(
     return reduce_param_groups(params)
 
 
+def maybe_add_full_model_gradient_clipping(
+    cfg: CfgNode, optimizer_type: Type[torch.optim.Optimizer]
+) -> Type[torch.optim.Optimizer]:
+    """``optimizer_type``, or a subclass clipping the norm of all its gradients together.
+
+    ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"`` as in Mask2Former / VNext: before every step,
+    ``clip_grad_norm_`` over every parameter of every group at once, to ``CLIP_VALUE``. detectron2
+    (v0.6 and later) only clips each parameter separately (``value`` / ``norm``).
+
+    Args:
+        cfg: config whose ``SOLVER.CLIP_GRADIENTS`` decides.
+        optimizer_type: a ``torch.optim.Optimizer`` subclass.
+
+    Returns:
+        ``optimizer_type`` itself unless clipping is enabled with type ``full_model``.
+
+    Raises:
+        ValueError: ``full_model`` clipping is enabled with ``CLIP_VALUE <= 0``.
+    """
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    if not (clip.ENABLED and clip.CLIP_TYPE == "full_model"):
+        return optimizer_type
+    max_norm, norm_type = float(clip.CLIP_VALUE), float(clip.NORM_TYPE)
+    if max_norm <= 0:
+        raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE must be > 0, got {max_norm}")
+
+    class FullModelGradientClippingOptimizer(optimizer_type):
+        def step(self, closure=None):
+            params = itertools.chain.from_iterable(g["params"] for g in self.param_groups)
+            torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+            return super().step(closure=closure)
+
+    FullModelGradientClippingOptimizer.__name__ = (
+        f"{optimizer_type.__name__}WithFullModelGradientClipping"
+    )
+    return FullModelGradientClippingOptimizer
+
+
+def _with_clipping(cfg: CfgNode, optimizer_type: Type[torch.optim.Optimizer]):
+    if cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE == "full_model":
+        return maybe_add_full_model_gradient_clipping(cfg, optimizer_type)
+    return maybe_add_gradient_clipping(cfg, optimizer_type)
+
+
 def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
     """Build the optimizer described by ``cfg.SOLVER`` (AdamW or SGD, clipping honoured).
 
@@ -118,7 +174,8 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
         model: the model to optimise.
 
     Returns:
-        torch optimizer (a clipping subclass when ``SOLVER.CLIP_GRADIENTS.ENABLED``).
+        torch optimizer (a clipping subclass when ``SOLVER.CLIP_GRADIENTS.ENABLED``; types
+        ``value`` / ``norm`` per parameter (detectron2), ``full_model`` over all parameters).
     """
     s = cfg.SOLVER
     groups = get_param_groups(
@@ -133,9 +190,9 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
     )
     name = s.OPTIMIZER.upper()
     if name == "ADAMW":
-        opt = maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(groups, lr=s.BASE_LR)
+        opt = _with_clipping(cfg, torch.optim.AdamW)(groups, lr=s.BASE_LR)
     elif name == "SGD":
-        opt = maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+        opt = _with_clipping(cfg, torch.optim.SGD)(
             groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV
         )
     else:
@@ -145,14 +202,21 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
     return opt
 
 
-class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
-    """Linear warmup followed by polynomial decay, optionally with a delayed ViT warmup.
+class TwoStageWarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
+    """Poly decay after a linear warmup in which the ViT starts late (VidEoMT / EoMT).
 
-    With ``vit_warmup == 0`` every group follows ``warmup(it) * (1 - it / max_iter) ** power``
-    (detectron2 ``WARMUP_*`` semantics). With ``vit_warmup > 0`` it is the VidEoMT/EoMT
-    ``TwoStageWarmupPolySchedule``: non-ViT groups warm up linearly over ``warmup_iters`` and then
-    decay over the remaining iterations; ViT groups (``group["vit"]``) keep LR 0 for
-    ``warmup_iters`` iterations, warm up over the next ``vit_warmup`` and then decay.
+    The ``TwoStageWarmupPolySchedule`` of VidEoMT/EoMT, which detectron2 lacks: non-ViT groups
+    warm up linearly from 0 over ``warmup_iters`` and then decay as ``(1 - t) ** power`` over the
+    remaining iterations; ViT groups (``group["vit"]``, see :func:`get_param_groups`) keep LR 0 for
+    ``warmup_iters`` iterations, warm up over the next ``vit_warmup`` and then decay likewise.
+
+    Args:
+        optimizer: optimizer whose groups carry ``"vit"``.
+        max_iter: total iterations.
+        warmup_iters: warmup of the non-ViT groups (and delay of the ViT groups).
+        vit_warmup: warmup of the ViT groups (> 0).
+        power: poly exponent.
+        last_epoch: last iteration (-1 = start).
     """
 
     def __init__(
@@ -160,26 +224,21 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
         optimizer: torch.optim.Optimizer,
         max_iter: int,
         *,
-        warmup_iters: int = 0,
-        warmup_factor: float = 0.001,
+        warmup_iters: int,
+        vit_warmup: int,
         power: float = 0.9,
-        vit_warmup: int = 0,
         last_epoch: int = -1,
     ):
+        if vit_warmup <= 0 or warmup_iters < 0:
+            raise ValueError(f"need warmup_iters >= 0 and vit_warmup > 0, got {warmup_iters}, "
+                             f"{vit_warmup}")
         self.max_iter = max_iter
         self.warmup_iters = warmup_iters
-        self.warmup_factor = warmup_factor
         self.power = power
         self.vit_warmup = vit_warmup
         super().__init__(optimizer, last_epoch)
 
     def _factor(self, it: int, is_vit: bool) -> float:
-        if self.vit_warmup <= 0:
-            warm = 1.0
-            if it < self.warmup_iters:
-                alpha = it / self.warmup_iters
-                warm = self.warmup_factor * (1 - alpha) + alpha
-            return warm * max(0.0, 1.0 - it / self.max_iter) ** self.power
         start = self.warmup_iters + (self.vit_warmup if is_vit else 0)
         if is_vit and it < self.warmup_iters:
             return 0.0
@@ -203,8 +262,9 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
 def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):
     """Build the LR scheduler named by ``SOLVER.LR_SCHEDULER_NAME``.
 
-    ``"WarmupPolyLR"`` and ``"TwoStageWarmupPolyLR"`` are handled here (see :class:`WarmupPolyLR`;
-    the latter reads ``SOLVER.WARMUP_STEPS``); any other name is passed to detectron2.
+    ``"WarmupPolyLR"`` is detectron2's DeepLab schedule (``WARMUP_*`` keys, ``POLY_POWER``);
+    ``"TwoStageWarmupPolyLR"`` is :class:`TwoStageWarmupPolyLR` (``WARMUP_STEPS``, ``POLY_POWER``);
+    any other name is passed to detectron2's ``build_lr_scheduler``.
 
     Args:
         cfg: detectron2 config.
@@ -216,17 +276,15 @@ def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):
     s = cfg.SOLVER
     name = s.LR_SCHEDULER_NAME
     if name == "WarmupPolyLR":
-        if s.WARMUP_METHOD != "linear":
-            raise ValueError(f"WarmupPolyLR needs WARMUP_METHOD 'linear', got {s.WARMUP_METHOD!r}")
         return WarmupPolyLR(
-            optimizer, s.MAX_ITER, warmup_iters=s.WARMUP_ITERS, warmup_factor=s.WARMUP_FACTOR,
-            power=s.POLY_POWER,
+            optimizer, s.MAX_ITER, warmup_factor=s.WARMUP_FACTOR, warmup_iters=s.WARMUP_ITERS,
+            warmup_method=s.WARMUP_METHOD, power=s.POLY_POWER,
         )
     if name == "TwoStageWarmupPolyLR":
         steps = list(s.WARMUP_STEPS)
         if len(steps) != 2 or min(steps) < 0 or steps[1] == 0:
             raise ValueError(f"SOLVER.WARMUP_STEPS must be [non_vit, vit>0] steps, got {steps}")
-        return WarmupPolyLR(
-            optimizer, s.MAX_ITER, warmup_iters=steps[0], power=s.POLY_POWER, vit_warmup=steps[1]
+        return TwoStageWarmupPolyLR(
+            optimizer, s.MAX_ITER, warmup_iters=steps[0], vit_warmup=steps[1], power=s.POLY_POWER
         )
     return d2_build_lr_scheduler(cfg, optimizer)
