@@ -26,7 +26,8 @@ from sacred import Experiment  # noqa: E402
 from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
 from wsovvis.engine.sacred_bridge import prepare_argv, run_sacred  # noqa: E402
-from wsovvis.engine.setup import DEFAULT_CONFIG  # noqa: E402
+from wsovvis.engine.checkpoint import CheckpointError  # noqa: E402
+from wsovvis.engine.setup import DEFAULT_CONFIG, ConfigError  # noqa: E402
 
 ex = Experiment("wsovvis", base_dir=os.path.dirname(os.path.abspath(__file__)))
 ex.add_config(DEFAULT_CONFIG)
@@ -35,8 +36,15 @@ ex.captured_out_filter = apply_backspaces_and_linefeeds
 
 @ex.main
 def main(_run, _config):
-    """One Sacred Run per launch; workers are spawned inside (see wsovvis.engine.sacred_bridge)."""
-    return run_sacred(_run, _config)
+    """One Sacred Run per launch; workers are spawned inside (see wsovvis.engine.sacred_bridge).
+
+    Bad input (config, data, checkpoint) ends the run with one ``error: ...`` line and exit 2.
+    """
+    try:
+        return run_sacred(_run, _config)
+    except (ConfigError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
