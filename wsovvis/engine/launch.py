@@ -81,7 +81,14 @@ def resolve_dist_url(dist_url: str, num_machines: int) -> str:
 
 
 def _setup_local_group(num_per_machine: int) -> None:
-    """Create detectron2's per-machine process group (public API if present, v0.6 otherwise)."""
+    """Create detectron2's per-machine process group (public API if present, v0.6 otherwise).
+
+    detectron2 after v0.6 has ``comm.create_local_process_group``. v0.6 (the version wsovvis
+    installs) has no public way: ``get_local_rank()`` / ``get_local_size()`` read the module
+    global ``comm._LOCAL_PROCESS_GROUP``, which v0.6's own ``launch`` worker
+    (``detectron2/engine/launch.py``, ``_distributed_worker``) assigns exactly like this. That
+    worker cannot be reused: it requires CUDA and calls ``torch.cuda.set_device``.
+    """
     if hasattr(comm, "create_local_process_group"):
         comm.create_local_process_group(num_per_machine)
         return
@@ -89,7 +96,7 @@ def _setup_local_group(num_per_machine: int) -> None:
     for i in range(world // num_per_machine):
         group = dist.new_group(list(range(i * num_per_machine, (i + 1) * num_per_machine)))
         if i == rank // num_per_machine:
-            comm._LOCAL_PROCESS_GROUP = group  # detectron2 v0.6 has no setter
+            comm._LOCAL_PROCESS_GROUP = group  # no setter in v0.6 (see the docstring)
 
 
 def shutdown_distributed(synchronize: bool = True) -> None:
@@ -109,9 +116,16 @@ def shutdown_distributed(synchronize: bool = True) -> None:
         return
     if synchronize:
         comm.synchronize()
+    # detectron2 (v0.6 and main) has no public teardown of these references, and v0.6's
+    # ``launch`` asserts ``_LOCAL_PROCESS_GROUP is None`` before it creates the group again.
+    # detectron2 main also caches ``create_local_process_group`` (lru_cache): without clearing
+    # it, a second launch in this process would skip creating the new local group.
     comm._get_global_gloo_group.cache_clear()
     if hasattr(comm, "_LOCAL_PROCESS_GROUP"):
         comm._LOCAL_PROCESS_GROUP = None
+    create_local = getattr(comm, "create_local_process_group", None)
+    if hasattr(create_local, "cache_clear"):
+        create_local.cache_clear()
     dist.destroy_process_group()
 
 
