@@ -68,10 +68,27 @@ def default_skip_report(out_json: str) -> str:
     return stem + ".skipped.json"
 
 
+def _check_output(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written as a file, before any work."""
+    if os.path.isdir(path):
+        raise ConversionError(f"{flag} {path} is a folder; give a file path such as "
+                              f"{os.path.join(path, 'tubes.json')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConversionError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
 def main(argv=None) -> int:
     """Run the conversion; returns the exit status."""
     args = get_parser().parse_args(argv)
+    report = args.skip_report or default_skip_report(args.out_json)
     try:
+        _check_output(args.out_json, "--out_json")
+        _check_output(report, "--skip_report")
+        if os.path.abspath(report) == os.path.abspath(args.out_json):
+            raise ConversionError(f"--skip_report and --out_json are the same file: {report}")
         opts = ConvertOptions(
             mask_root=args.mask_root,
             img_root=args.img_root,
@@ -87,11 +104,10 @@ def main(argv=None) -> int:
             progress=not args.no_progress,
         )
         result = convert_videocutler_pngs(opts)
-    except (ConversionError, FileNotFoundError, ValueError) as e:
+        written = write_outputs(result, args.out_json, report)
+    except (ConversionError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = args.skip_report or default_skip_report(args.out_json)
-    written = write_outputs(result, args.out_json, report)
     print(result.summary_line())
     print(f"skip report: {report}")
     if not written:

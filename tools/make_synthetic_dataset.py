@@ -21,10 +21,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="dataset root to create")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="dataset size preset")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same bytes)")
-    p.add_argument("--num-videos", type=int, help="override the number of training videos")
-    p.add_argument("--num-frames", type=int, help="override frames per video")
-    p.add_argument("--height", type=int, help="override frame height")
-    p.add_argument("--width", type=int, help="override frame width")
+    p.add_argument("--num-videos", type=int,
+                   help="override the number of training videos (>= 1); val keeps its preset "
+                        "size, capped at this number")
+    p.add_argument("--num-frames", type=int, help="override frames per video (>= 1)")
+    p.add_argument("--height", type=int, help="override frame height (>= 1)")
+    p.add_argument("--width", type=int, help="override frame width (>= 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p.parse_args(argv)
 
@@ -33,6 +35,12 @@ def main(argv=None) -> int:
     """Generate the dataset and print where its parts are; returns the exit status (2 = error)."""
     args = parse_args(argv)
     try:
+        for flag in ("num_videos", "num_frames", "height", "width"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+        if os.path.isfile(args.out):
+            raise ValueError(f"--out {args.out} is a file, not a folder")
         paths = generate_synthetic_dataset(
             args.out,
             preset=args.preset,
@@ -44,7 +52,7 @@ def main(argv=None) -> int:
             overwrite=args.overwrite,
             progress=True,
         )
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, OSError) as e:  # FileExistsError too
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"Synthetic dataset ({args.preset}, seed {args.seed}) written to {paths['root']}")

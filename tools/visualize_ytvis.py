@@ -32,19 +32,33 @@ def main(argv=None):
     p.add_argument("--duration-ms", type=int, default=200, help="GIF frame duration")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    written = visualize_ytvis(
-        args.json,
-        args.image_root,
-        args.out,
-        results_file=args.results,
-        video_ids=args.video_ids,
-        max_videos=args.max_videos,
-        score_thresh=args.score_thresh,
-        top_k=args.top_k,
-        duration_ms=args.duration_ms,
-    )
+    try:
+        if os.path.isfile(args.out):
+            raise ValueError(f"--out {args.out} is a file, not a folder")
+        for flag, value in (("--top-k", args.top_k), ("--max-videos", args.max_videos),
+                            ("--duration-ms", args.duration_ms)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
+        written = visualize_ytvis(
+            args.json,
+            args.image_root,
+            args.out,
+            results_file=args.results,
+            video_ids=args.video_ids,
+            max_videos=args.max_videos,
+            score_thresh=args.score_thresh,
+            top_k=args.top_k,
+            duration_ms=args.duration_ms,
+        )
+    except KeyError as e:  # a JSON record without a required key
+        print(f"error: missing key {e.args[0]!r} in {args.results or args.json}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {len(written)} files to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,7 +8,7 @@ from detectron2.config import configurable
 from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Boxes, Instances
 
-from wsovvis.utils.rle import decode_segmentation
+from wsovvis.utils.rle import CorruptRLEError, decode_segmentation
 
 from .video_utils import (
     LazyVideoFrames,
@@ -158,11 +158,15 @@ class YTVISClipMapper:
             else:
                 img = transforms.apply_image(img)
             images.append(image_to_tensor(img))
-            instances.append(
-                _frame_instances(
+            try:
+                inst = _frame_instances(
                     frame_annos, slot, classes, track_ids, transforms, (h, w), img.shape[:2]
                 )
-            )
+            except CorruptRLEError as e:
+                raise CorruptRLEError(
+                    f"video id {video.get('video_id', '?')}, frame {fname}: {e}"
+                ) from e
+            instances.append(inst)
         # Tracks that the crop removed from every clip frame carry no signal: drop their slots.
         keep = torch.zeros(len(track_ids), dtype=torch.bool)
         for inst in instances:
@@ -186,7 +190,11 @@ def _frame_instances(frame_annos, slot, classes, track_ids, transforms, frame_si
     for obj in frame_annos:
         j = slot[obj["id"]]
         seg = obj["segmentation"]
-        m = transforms.apply_segmentation(decode_segmentation(seg, *frame_size))
+        try:
+            mask = decode_segmentation(seg, *frame_size)
+        except CorruptRLEError as e:  # dataset dicts not made by load_ytvis_json
+            raise CorruptRLEError(f"annotation id {obj['id']}: {e}") from e
+        m = transforms.apply_segmentation(mask)
         masks[j] = m > 0
         ids[j] = obj["id"]
     inst = Instances((hh, ww))

@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsovvis.utils.io import atomic_write, read_json
-from wsovvis.utils.rle import decode_segmentation
+from wsovvis.utils.rle import CorruptRLEError, decode_segmentation
 
 from .png_io import mask_name_for_frame
 
@@ -128,7 +128,13 @@ def render_ytvis_to_id_pngs(
             for j, ann in enumerate(anns):
                 seg = ann["segmentations"][t]
                 if seg:
-                    canvas[decode_segmentation(seg, h, w) > 0] = j + 1
+                    try:
+                        mask = decode_segmentation(seg, h, w)
+                    except CorruptRLEError as e:
+                        raise ValueError(
+                            f"annotation id {ann['id']} (video id {video['id']}) frame {t}: {e}"
+                        ) from e
+                    canvas[mask > 0] = j + 1
             base = os.path.basename(fname.replace("\\", "/"))
             save_id_png(canvas, os.path.join(folder, mask_name_for_frame(base)), palette=palette)
     return mapping

@@ -51,7 +51,7 @@ class ConvertOptions:
         skip_list: video names or ids to leave out.
         min_masks: skip videos with fewer mask PNGs.
         min_coverage: skip videos with ``#mask PNGs / #frames`` below this.
-        num_workers: processes; <= 1 converts in this process.
+        num_workers: processes (>= 1); 1 converts in this process.
         category_id: the single category's id (every tube gets it).
         category_name: the single category's name.
         strict: broken input (codes in ``ERROR_REASONS``) raises instead of skipping the video.
@@ -321,6 +321,8 @@ def convert_videocutler_pngs(opts: ConvertOptions) -> ConversionResult:
         raise ConversionError("--min_masks must be >= 0 and --min_coverage in [0, 1]")
     if opts.category_id <= 0:
         raise ConversionError("--category_id must be > 0")
+    if isinstance(opts.num_workers, bool) or int(opts.num_workers) < 1:
+        raise ConversionError(f"--num_workers must be >= 1, got {opts.num_workers}")
     tasks, skipped, unmatched = _make_tasks(opts)
     done = []
     for res in _run_tasks(tasks, opts):

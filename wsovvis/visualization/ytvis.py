@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from wsovvis.data.video_utils import read_video_frame
 from wsovvis.utils.io import atomic_write, read_json
-from wsovvis.utils.rle import decode_segmentation
+from wsovvis.utils.rle import CorruptRLEError, check_rle, decode_segmentation
 
 __all__ = [
     "track_color",
@@ -51,16 +51,21 @@ def tracks_from_gt(data: dict) -> Dict[int, List[dict]]:
         data: a decoded YTVIS GT dict (its ``annotations`` are used; none -> no tracks).
 
     Returns:
-        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score: None}``.
+        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score: None,
+        where}`` (``where`` names the annotation in error messages).
     """
     out = defaultdict(list)
-    for ann in data.get("annotations", []):
+    for i, ann in enumerate(data.get("annotations", [])):
+        if not isinstance(ann, dict) or "video_id" not in ann or "segmentations" not in ann:
+            raise ValueError(f"annotations[{i}] needs 'video_id' and 'segmentations'")
+        ann_id = ann.get("id", len(out[ann["video_id"]]) + 1)
         out[ann["video_id"]].append(
             {
-                "id": ann.get("id", len(out[ann["video_id"]]) + 1),
+                "id": ann_id,
                 "category_id": ann.get("category_id"),
                 "segmentations": ann["segmentations"],
                 "score": None,
+                "where": f"annotation id {ann_id}",
             }
         )
     return out
@@ -77,11 +82,24 @@ def tracks_from_results(
         top_k: at most this many results per video (None: all).
 
     Returns:
-        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score}``
-        (``id`` = 1 + rank of the result by score over the whole file).
+        ``{video_id: [track]}``, a track being ``{id, category_id, segmentations, score, where}``
+        (``id`` = 1 + rank of the result by score over the whole file; ``where`` =
+        ``results[index in the file]`` for error messages).
+
+    Raises:
+        ValueError: an entry is not a dict with ``video_id``, ``segmentations`` and a numeric
+            ``score`` (when present).
     """
+    for j, r in enumerate(results):
+        if not isinstance(r, dict) or "video_id" not in r or "segmentations" not in r:
+            raise ValueError(f"results[{j}] needs 'video_id' and 'segmentations'")
+        score = r.get("score", 0.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise ValueError(f"results[{j}] (video id {r['video_id']}): score {score!r} is not a number")
+    order = sorted(range(len(results)), key=lambda j: -results[j].get("score", 0.0))
     out = defaultdict(list)
-    for i, r in enumerate(sorted(results, key=lambda r: -r.get("score", 0.0))):
+    for i, j in enumerate(order):
+        r = results[j]
         if r.get("score", 0.0) < score_thresh:
             continue
         if top_k is not None and len(out[r["video_id"]]) >= top_k:
@@ -92,6 +110,7 @@ def tracks_from_results(
                 "category_id": r.get("category_id"),
                 "segmentations": r["segmentations"],
                 "score": float(r.get("score", 0.0)),
+                "where": f"results[{j}]",
             }
         )
     return out
@@ -109,6 +128,7 @@ def render_frames(
     tracks: Sequence[dict],
     names: Optional[Dict[int, str]] = None,
     alpha: float = 0.5,
+    video_id=None,
 ) -> List[Image.Image]:
     """Overlay ``tracks`` on ``frames`` (RGB uint8 arrays of the video size).
 
@@ -118,10 +138,22 @@ def render_frames(
             ``score`` (None for GT).
         names: category id -> name for the labels.
         alpha: mask opacity.
+        video_id: the video, for error messages.
 
     Returns:
         T ``PIL.Image`` frames.
+
+    Raises:
+        ValueError: a track has another number of frames than ``frames``, or a corrupt mask or
+            one of another size than its frame (names the track's ``where``, the video and the
+            sizes).
     """
+    for k, track in enumerate(tracks):
+        if len(track["segmentations"]) != len(frames):
+            raise ValueError(
+                f"{track.get('where', f'track {k}')} (video id {video_id}) has "
+                f"{len(track['segmentations'])} segmentations for {len(frames)} frames"
+            )
     names = names or {}
     font = ImageFont.load_default()
     out = []
@@ -133,7 +165,12 @@ def render_frames(
             segs = track["segmentations"]
             if t >= len(segs) or not segs[t]:  # None / [] / {}: absent on this frame (YTVIS)
                 continue
-            mask = decode_segmentation(segs[t], h, w).astype(bool)
+            try:
+                mask = decode_segmentation(segs[t], h, w).astype(bool)
+            except CorruptRLEError as e:
+                raise ValueError(
+                    f"{track.get('where', f'track {k}')} (video id {video_id}) frame {t}: {e}"
+                ) from e
             if not mask.any():
                 continue
             color = np.array(track_color(k), np.float32)
@@ -189,6 +226,29 @@ def save_contact_sheet(frames: Sequence[Image.Image], path: str, cols: int = 6) 
     atomic_write(path, lambda f: sheet.save(f, format="PNG"), "wb")
 
 
+def _check_video_tracks(video: dict, tracks: Sequence[dict]) -> None:
+    """Frame counts, RLE sizes and run lengths of a video's tracks, checked before drawing."""
+    h, w, num = video.get("height"), video.get("width"), len(video["file_names"])
+    for track in tracks:
+        where = f"{track['where']} (video id {video['id']})"
+        segs = track["segmentations"]
+        if not isinstance(segs, list) or len(segs) != num:
+            n = len(segs) if isinstance(segs, list) else type(segs).__name__
+            raise ValueError(f"{where} has {n} segmentations for a video of {num} frames")
+        for t, seg in enumerate(segs):
+            if not seg or not isinstance(seg, dict):
+                continue  # absent frame / polygons (checked when drawn)
+            try:
+                sh, sw = check_rle(seg)
+            except CorruptRLEError as e:
+                raise ValueError(f"{where} frame {t}: {e}") from e
+            if h is not None and w is not None and (sh, sw) != (int(h), int(w)):
+                raise ValueError(
+                    f"{where} frame {t}: mask size {sh} x {sw} differs from the video size "
+                    f"{h} x {w}"
+                )
+
+
 def visualize_ytvis(
     json_file: str,
     image_root: str,
@@ -217,8 +277,16 @@ def visualize_ytvis(
 
     Returns:
         paths of the written files.
+
+    Raises:
+        ValueError: malformed JSON / results, a track of an unknown video, or a track whose
+            frame count, mask size or run lengths do not fit its video (names the annotation id
+            or ``results[i]``, the video id and the sizes); checked before anything is written.
+        FileNotFoundError: a missing frame.
     """
     data = read_json(json_file, "YTVIS JSON")
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+        raise ValueError(f"{json_file} is not a YTVIS JSON (no 'videos' list)")
     if results_file:
         results = read_json(results_file, "results file")
         if not isinstance(results, list):
@@ -228,6 +296,12 @@ def visualize_ytvis(
         tracks = tracks_from_gt(data)
     names = {c["id"]: c.get("name", str(c["id"])) for c in data.get("categories", [])}
     videos = data["videos"]
+    unknown = sorted(set(tracks) - {v.get("id") for v in videos}, key=str)
+    if unknown:
+        raise ValueError(
+            f"{results_file or json_file} has tracks of video ids {unknown[:10]} that are not "
+            f"videos of {json_file}"
+        )
     if video_ids is not None:
         wanted = set(video_ids)
         videos = [v for v in videos if v["id"] in wanted]
@@ -235,18 +309,20 @@ def visualize_ytvis(
         if missing:
             raise ValueError(f"video ids not in {json_file}: {sorted(missing)}")
     videos = videos[:max_videos] if max_videos else videos
-    written = []
-    for video in videos:
+    for video in videos:  # every check before the first file is written
         if not video.get("file_names"):
             raise ValueError(f"video {video.get('id')} of {json_file} has no 'file_names'")
+        _check_video_tracks(video, tracks.get(video["id"], []))
+    written = []
+    for video in videos:
         frames = []
         for name in video["file_names"]:
-            path = os.path.join(image_root, name)
+            path = os.path.join(image_root, *name.replace("\\", "/").split("/"))  # "\\" too (LV-VIS)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"frame of video {video['id']} not found: {path}")
             # as the data loader reads frames: EXIF orientation, resized to the annotated size
             frames.append(read_video_frame(path, video.get("height"), video.get("width"), "RGB"))
-        rendered = render_frames(frames, tracks.get(video["id"], []), names)
+        rendered = render_frames(frames, tracks.get(video["id"], []), names, video_id=video["id"])
         stem = os.path.join(output_dir, f"video_{video['id']}")
         save_gif(rendered, stem + ".gif", duration_ms)
         save_contact_sheet(rendered, stem + ".png")

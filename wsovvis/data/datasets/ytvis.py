@@ -13,7 +13,7 @@ from detectron2.structures import BoxMode
 from fvcore.common.timer import Timer
 
 from wsovvis.utils.io import read_json
-from wsovvis.utils.rle import rle_bboxes, to_compressed_rle
+from wsovvis.utils.rle import check_compressed_counts, rle_bboxes, to_compressed_rle
 
 __all__ = [
     "load_ytvis_json",
@@ -102,18 +102,21 @@ def _frame_objects(ann, video, json_file, id_map, extra_keys):
         if isinstance(seg, dict):
             if "size" not in seg or "counts" not in seg:
                 raise ValueError(f"{where}: frame {t} RLE needs 'size' and 'counts'")
-            if [int(seg["size"][0]), int(seg["size"][1])] != [h, w]:
-                raise ValueError(
-                    f"{where}: frame {t} RLE size {list(seg['size'])} != video size [{h}, {w}]"
-                )
-            if isinstance(seg["counts"], str):  # the common case: keep it as is (fast path)
+            if _plain_compressed(seg):  # the common case, checked by _check_compressed_rles
+                if seg["size"] != [h, w]:
+                    raise ValueError(
+                        f"{where}: frame {t} RLE size {seg['size']} != video size [{h}, {w}]"
+                    )
                 frames.append(t)
                 rles.append(seg["counts"])
                 continue
-        try:
-            counts = to_compressed_rle(seg, h, w)["counts"]
+        try:  # uncompressed RLE / polygons / unusual sizes: checked here (wsovvis.utils.rle)
+            rle = to_compressed_rle(seg, h, w)
         except (ValueError, TypeError, KeyError) as e:
             raise ValueError(f"{where}: frame {t} has an invalid segmentation: {e}") from e
+        if [int(v) for v in rle["size"]] != [h, w]:
+            raise ValueError(f"{where}: frame {t} RLE size {rle['size']} != video size [{h}, {w}]")
+        counts = rle["counts"]
         frames.append(t)
         rles.append(counts.decode("ascii"))
     if not rles:
@@ -140,6 +143,51 @@ def _frame_objects(ann, video, json_file, id_map, extra_keys):
             obj.update(extra)
         out.append((t, obj))
     return out
+
+
+def _plain_compressed(seg: dict) -> bool:
+    """A compressed RLE with str counts and a ``[h, w]`` list of non-negative ints."""
+    size = seg.get("size")
+    return (
+        isinstance(seg.get("counts"), str)
+        and type(size) is list
+        and len(size) == 2
+        and type(size[0]) is int
+        and type(size[1]) is int
+        and size[0] >= 0
+        and size[1] >= 0
+    )
+
+
+def _check_compressed_rles(annotations: List[dict], by_id: dict, json_file: str) -> None:
+    """Check every compressed RLE string of the file (those of the video's size) in one pass.
+
+    pycocotools decodes a string whose run lengths do not sum to ``h * w`` outside its buffer,
+    so such a mask must never reach training (see :mod:`wsovvis.utils.rle`). Strings of another
+    size are reported by :func:`_frame_objects`.
+    """
+    strings, sizes, where = [], [], []
+    for i, ann in enumerate(annotations):
+        segs = ann.get("segmentations") if isinstance(ann, dict) else None
+        rec = by_id.get(ann.get("video_id")) if isinstance(ann, dict) else None
+        if not isinstance(segs, list) or rec is None:
+            continue  # reported by the per-annotation checks
+        hw = [rec["height"], rec["width"]]
+        for t, seg in enumerate(segs):
+            if type(seg) is dict and _plain_compressed(seg) and seg["size"] == hw:
+                strings.append(seg["counts"])
+                sizes.append(seg["size"])
+                where.append((i, t))
+    if not strings:
+        return
+    bad = check_compressed_counts(strings, sizes)
+    if bad is not None:
+        i, t = where[bad[0]]
+        ann = annotations[i]
+        raise ValueError(
+            f"{json_file}: annotation id {ann.get('id', '?')} (video id "
+            f"{ann.get('video_id', '?')}) frame {t} has an invalid segmentation: {bad[1]}"
+        )
 
 
 def _video_record(video, image_root, json_file):
@@ -190,8 +238,9 @@ def load_ytvis_json(
     Raises:
         FileNotFoundError: missing JSON or image root.
         KeyError: a record lacks a required key.
-        ValueError: inconsistent lengths, sizes, ids or categories (message names the JSON file,
-            the video id and the annotation id).
+        ValueError: inconsistent lengths, sizes, ids or categories, or a corrupt mask (run
+            lengths not summing to height x width, malformed RLE or polygon); the message names
+            the JSON file, the video id, the annotation id and the frame.
     """
     timer = Timer()
     json_file = os.fspath(json_file)
@@ -220,6 +269,7 @@ def load_ytvis_json(
         logger.info(f"Loaded {len(records)} videos (images only) in YTVIS format from {json_file}")
         return records
 
+    _check_compressed_rles(data["annotations"], by_id, json_file)
     for rec in records:
         rec["annotations"] = [[] for _ in range(rec["length"])]
     extra_keys = list(extra_annotation_keys or [])

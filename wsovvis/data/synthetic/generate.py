@@ -198,11 +198,11 @@ def generate_synthetic_dataset(
         out: dataset root to create.
         preset: one of :data:`PRESETS` ("tiny", "small", "demo").
         seed: random seed; same seed -> byte-identical output.
-        num_videos: override the number of training videos (validation keeps its preset size,
-            but never more than this).
-        num_frames: override frames per video.
-        height: override frame height.
-        width: override frame width.
+        num_videos: override the number of training videos (>= 1; validation keeps its preset
+            size, but never more than this).
+        num_frames: override frames per video (>= 1).
+        height: override frame height (>= 1).
+        width: override frame width (>= 1).
         noise: pseudo-mask corruption probabilities (default :class:`PseudoNoiseConfig`).
         overwrite: replace an existing ``out``; otherwise an existing non-empty ``out`` is an error.
         progress: show tqdm bars.
@@ -210,17 +210,25 @@ def generate_synthetic_dataset(
     Returns:
         ``{"root", "preset", "seed", "categories", "splits": {split: {"img_root", "gt_json",
         "pseudo_mask_root"}}, "summary": {split: counts}}``.
+
+    Raises:
+        ValueError: unknown preset, or an override below 1 (named).
+        FileExistsError: ``out`` exists, is not empty and ``overwrite`` is False.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}; choose from {sorted(PRESETS)}")
+    overrides = {"num_videos": num_videos, "num_frames": num_frames, "height": height,
+                 "width": width}
+    for name, value in overrides.items():  # 0 is an error, never "use the preset"
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise ValueError(f"{name} must be >= 1, got {value}")
     spec = dataclasses.replace(PRESETS[preset])
     spec.videos = dict(spec.videos)
     if num_videos is not None:
         spec.videos = {"train": num_videos, "val": min(spec.videos["val"], num_videos)}
-    spec.num_frames = num_frames or spec.num_frames
-    spec.height, spec.width = height or spec.height, width or spec.width
-    if min(spec.num_frames, spec.height, spec.width) < 1 or min(spec.videos.values()) < 1:
-        raise ValueError(f"synthetic dataset sizes must be positive, got {spec}")
+    spec.num_frames = num_frames if num_frames is not None else spec.num_frames
+    spec.height = height if height is not None else spec.height
+    spec.width = width if width is not None else spec.width
     noise = noise or PseudoNoiseConfig()
 
     out = os.path.abspath(out)
