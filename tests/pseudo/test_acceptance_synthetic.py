@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+from wsovvis.evaluation import evaluate_ytvis
 from wsovvis.pseudo import (
     ConvertOptions,
     convert_videocutler_pngs,
@@ -22,8 +23,6 @@ from wsovvis.pseudo import (
 )
 from wsovvis.utils.io import read_json
 from wsovvis.utils.rle import decode_segmentation
-
-ytvis_eval = pytest.importorskip("wsovvis.evaluation")  # the public scorer API
 
 
 def _tracks(dataset, video):
@@ -75,7 +74,7 @@ def test_perfect_masks_give_ap_1(tiny_synthetic_dataset, tmp_path, split):
     res = _convert(paths["img_root"], mask_root, paths["gt_json"])
     assert res.report["summary"]["skipped"] == 0
     assert len(res.dataset["annotations"]) == len(gt["annotations"])
-    ev = ytvis_eval.evaluate_ytvis(gt, tubes_to_results(res.dataset), class_agnostic=True)
+    ev = evaluate_ytvis(gt, tubes_to_results(res.dataset), class_agnostic=True)
     assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
 
 
@@ -97,10 +96,10 @@ def test_videocutler_style_pseudo_masks_give_expected_ap50(tiny_synthetic_datase
     oracle = tubes_to_results(tubes)
     for r, a in zip(oracle, tubes["annotations"]):
         r["score"] = 1.0 if a["id"] in matched else 0.5
-    ev = ytvis_eval.evaluate_ytvis(gt, oracle, class_agnostic=True)
+    ev = evaluate_ytvis(gt, oracle, class_agnostic=True)
     assert ev.stats[1] == pytest.approx(n_thr / 101)
     # equal scores: ties in unknown order, AP50 between precision * bound and bound
-    ev = ytvis_eval.evaluate_ytvis(gt, tubes_to_results(tubes, score=1.0), class_agnostic=True)
+    ev = evaluate_ytvis(gt, tubes_to_results(tubes, score=1.0), class_agnostic=True)
     precision = len(matched) / len(tubes["annotations"])
     assert precision * n_thr / 101 - 1e-9 <= ev.stats[1] <= n_thr / 101 + 1e-9
     assert ev.stats[0] <= ev.stats[1]
