@@ -161,6 +161,29 @@ def _add_dinov2_config(cfg):
     dv.POS_EMBED_INTERP = "official"
 
 
+def _add_swin_config(cfg):
+    """Swin backbone ``D2SwinTransformer``, VNext's keys (read by ``wsovvis.modeling.backbone.swin``)."""
+    cfg.MODEL.SWIN = CN()
+    sw = cfg.MODEL.SWIN
+    sw.PRETRAIN_IMG_SIZE = 224  # image size of the pretrained model (timm's img_size; 384 for Swin-L)
+    sw.PATCH_SIZE = 4  # patch size of the stem (stride of res2)
+    sw.EMBED_DIM = 96  # channels of stage 1 (T/S 96, B 128, L 192); doubled each stage
+    sw.DEPTHS = [2, 2, 6, 2]  # blocks per stage (T [2,2,6,2], B/L [2,2,18,2])
+    sw.NUM_HEADS = [3, 6, 12, 24]  # attention heads per stage (L [6,12,24,48])
+    sw.WINDOW_SIZE = 7  # attention window (12 for the 384 models)
+    sw.MLP_RATIO = 4.0  # FFN width / channels
+    sw.QKV_BIAS = True  # bias of the qkv projection
+    sw.QK_SCALE = None  # VNext key; must stay null (head_dim**-0.5, the only value timm supports)
+    sw.DROP_RATE = 0.0  # dropout after the patch embedding and in projections
+    sw.ATTN_DROP_RATE = 0.0  # attention dropout
+    sw.DROP_PATH_RATE = 0.3  # stochastic depth (linearly increasing over blocks)
+    sw.APE = False  # VNext key; absolute position embedding is not supported (must stay False)
+    sw.PATCH_NORM = True  # VNext key; LayerNorm after the patch embedding (must stay True)
+    sw.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # outputs at strides 4/8/16/32
+    sw.USE_CHECKPOINT = False  # activation checkpointing of every block while training
+    sw.WEIGHTS = ""  # wsovvis: Swin-only checkpoint (VNext/Mask2Former .pth/.pkl) loaded at build
+
+
 def _add_open_vocab_config(cfg):
     """Open-vocabulary naming of class-agnostic tubes with a frozen CLIP (read by ``wsovvis.open_vocab``)."""
     cfg.MODEL.OPEN_VOCAB = CN()
