@@ -18,7 +18,12 @@ import sys
 import types
 from typing import Sequence
 
-__all__ = ["OfficialUnavailable", "build_official_backbone", "official_commit"]
+__all__ = [
+    "OfficialUnavailable",
+    "build_official_backbone",
+    "official_commit",
+    "official_style_vis",
+]
 
 _PKG = "_official_videomt_backbone"
 
@@ -136,3 +141,42 @@ def build_official_backbone(
         raise OfficialUnavailable(
             f"building the official backbone failed: {type(e).__name__}: {e}"
         ) from e
+
+
+def official_style_vis(backbone, images, image_size, output_size, topk):
+    """Upstream's VIS test path (``videomt_online.forward``, window 1) over a whole video.
+
+    Re-stated from the official ``run_window_inference`` + ``post_processing`` +
+    ``inference_video_vis``, with the official backbone: all frames are normalised and padded
+    into one tensor up front, each frame's outputs are kept on the CPU as float32
+    (``(1, Q, T, h, w)`` masks), the class logits are averaged, the flattened top-k picked and the
+    selected masks of all frames resized at once, then ``> 0``.
+
+    Args:
+        backbone: the official module (:func:`build_official_backbone`), eval mode.
+        images: (T, 3, H_pad, W_pad) normalised padded frames.
+        image_size: (H, W) before padding.
+        output_size: original (H, W).
+        topk: tracks kept (``MAX_NUM``).
+
+    Returns:
+        ``(scores (k,), labels (k,), masks (k, T, H, W) bool)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits, masks = [], []
+    for t in range(images.shape[0]):
+        out = backbone(images[t : t + 1], resume=t > 0)
+        logits.append(out["pred_logits"].float().cpu())
+        masks.append(out["pred_masks"].float().cpu())
+    pred_logits = torch.cat(logits, dim=1)[0].mean(0)  # (Q, K + 1)
+    pred_masks = torch.cat(masks, dim=2)[0]  # (Q, T, h, w)
+    num_classes = pred_logits.shape[-1] - 1
+    scores = F.softmax(pred_logits, dim=-1)[:, :-1]
+    top, idx = scores.flatten(0, 1).topk(min(topk, scores.numel()), sorted=False)
+    sel = pred_masks[idx // num_classes]
+    sel = F.interpolate(sel, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    sel = sel[:, :, : image_size[0], : image_size[1]]
+    sel = F.interpolate(sel, size=tuple(output_size), mode="bilinear", align_corners=False)
+    return top, idx % num_classes, sel > 0

@@ -1,14 +1,21 @@
 #!/usr/bin/env python
-"""Peak memory of WSVidEoMT streaming inference vs video length (tiny random model, CPU).
+"""Peak memory of VidEoMT online inference vs video length (random weights, CPU, 1 thread).
 
-Each length runs in a fresh subprocess so ``ru_maxrss`` is per run. Frames are produced lazily
-(as the test mapper does), so the input itself does not occupy memory, and the network state
-carried between frames is only the (Q, C) propagated queries. What grows with the video length
-is the accumulator of :class:`~wsovvis.modeling.videomt.inference.OnlineVISAccumulator`: one
-compressed RLE per frame for every query whose mask is non-empty there (the top-k tracks are only
-known after the last frame), then the output itself (top-k tracks x frames RLE strings).
+Each (path, length) runs in a fresh subprocess; the number reported is the growth of the peak
+RSS above the process after building the model and running one warm-up frame, i.e. what the
+inference of one video adds. Paths:
 
-    python benchmarks/videomt_memory.py [--frames 10 100 1000] [--queries 50] [--size 96 160]
+* ``wsovvis``: ``WSVidEoMT.stream_video`` + ``finalize`` with lazily generated frames (as the test
+  mapper), so only the compact per-frame mask codes of :class:`OnlineVISAccumulator` (reported
+  as "stored MB") and the output (top-k tubes, "output MB" as JSON) grow with the video;
+* ``official`` (with ``--official PATH``, a tue-mps/videomt checkout; see
+  ``_official_videomt.py``): the official backbone with the same weights and upstream's VIS test
+  path re-stated in :func:`_official_videomt.official_style_vis` (all frames in one padded
+  tensor, per-frame outputs kept on the CPU in float32, top-k masks of all frames resized at
+  once).
+
+    python benchmarks/videomt_memory.py [--frames 10 100 1000] [--size 224 224] [--orig 360 300]
+    python benchmarks/videomt_memory.py --official /path/to/videomt   # needs einops importable
 """
 
 import argparse
@@ -18,7 +25,6 @@ import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,12 +41,17 @@ class LazyFrames:
     def __getitem__(self, i):
         import torch
 
-        g = torch.Generator().manual_seed(i)
+        g = torch.Generator().manual_seed(i % 8)
         return torch.randint(0, 256, (3, self.h, self.w), generator=g, dtype=torch.uint8)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args):
     sys.path.insert(0, REPO)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
@@ -51,89 +62,101 @@ def child(args):
     torch.set_num_threads(1)
     cfg = get_cfg()
     add_wsovvis_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs/videomt/VidEoMT-tiny-test.yaml"))
-    cfg.MODEL.VIDEOMT.NUM_QUERIES = args.queries
-    cfg.MODEL.VIDEOMT.TEST_TOPK = 10
+    cfg.merge_from_file(os.path.join(REPO, args.config))
+    cfg.MODEL.VIDEOMT.VIT_WEIGHTS = ""
+    cfg.MODEL.DEVICE = "cpu"
     torch.manual_seed(0)
     model = build_model(cfg).eval()
+    c = cfg.MODEL.VIDEOMT
     h, w = args.size
-    num_frames = args.frames[0]
-    video = {"video_id": 0, "height": 2 * h, "width": 2 * w, "image": LazyFrames(num_frames, h, w)}
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    with torch.no_grad():  # WSVidEoMT.inference_video, keeping the stream to look into
-        stream = model.stream_video(video)
-        stored = [rle for frame in stream.acc.frames for rle in frame.values()]
-        out = stream.finalize()
-    secs = time.perf_counter() - t0
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(
-        json.dumps(
-            {
-                "frames": num_frames,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "traced_peak_mb": traced_peak / 2**20,
-                "stored_rles": len(stored),
-                "stored_rle_mb": sum(len(r) for r in stored) / 2**20,
-                "output_json_mb": len(json.dumps(out)) / 2**20,
-                "seconds": secs,
-            }
-        )
-    )
+    frames = LazyFrames(args.frames[0], h, w)
+    video = {"video_id": 0, "height": args.orig[0], "width": args.orig[1], "image": frames}
+    result = {"frames": len(frames)}
+    with torch.no_grad():
+        if args.path == "official":
+            from _official_videomt import build_official_backbone, official_style_vis
+
+            net = build_official_backbone(
+                args.official,
+                model_name=c.MODEL_NAME,
+                img_size=c.IMG_SIZE,
+                num_classes=c.NUM_CLASSES,
+                num_queries=c.NUM_QUERIES,
+                segmenter_blocks=c.SEGMENTER_BLOCKS,
+                norm_queries=c.NORM_QUERIES,
+            )
+            net.load_state_dict(model.backbone.state_dict(), strict=True)
+            net.eval()
+            warm = model.preprocess_image([frames[0]])
+            net(warm.tensor, resume=False)
+            base = _rss_mb()
+            t0 = time.perf_counter()
+            images = model.preprocess_image([frames[i] for i in range(len(frames))])
+            official_style_vis(net, images.tensor, images.image_sizes[0], args.orig, c.TEST_TOPK)
+        else:
+            model.stream_video({**video, "image": [frames[0]]}).finalize()  # warm-up
+            base = _rss_mb()
+            t0 = time.perf_counter()
+            stream = model.stream_video(video)
+            result["stored_mb"] = stream.acc.stored_bytes() / 2**20
+            out = stream.finalize()
+            result["output_mb"] = len(json.dumps(out)) / 2**20
+    result["seconds"] = time.perf_counter() - t0
+    result["growth_mb"] = _rss_mb() - base
+    print(json.dumps(result))
+
+
+def run_child(args, path, n):
+    cmd = [sys.executable, __file__, "--child", "--path", path, "--frames", str(n)]
+    cmd += ["--size", *map(str, args.size), "--orig", *map(str, args.orig)]
+    cmd += ["--config", args.config, "--official", args.official]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--size", type=int, nargs=2, default=[96, 160], help="network input H W")
+    parser.add_argument("--size", type=int, nargs=2, default=[224, 224], help="network input H W")
+    parser.add_argument("--orig", type=int, nargs=2, default=[360, 300], help="original H W")
+    parser.add_argument("--config", default="configs/videomt/VidEoMT-ViT-S-LVVIS-pseudo.yaml")
+    parser.add_argument("--official", default="", help="tue-mps/videomt checkout")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--path", default="wsovvis", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     print(
-        f"tiny VidEoMT, {args.queries} queries, top-10 tracks, input {args.size[0]}x"
-        f"{args.size[1]}, original size 2x; CPU, 1 thread"
+        f"{args.config}: random weights, input {args.size[0]}x{args.size[1]}, masks to "
+        f"{args.orig[0]}x{args.orig[1]}; CPU, 1 thread; peak-RSS growth above model + 1 frame"
     )
-    print(
-        f"{'frames':>7} {'peak RSS MB':>12} {'traced peak MB':>15} {'stored RLEs':>12} "
-        f"{'RLE MB':>8} {'output MB':>10} {'s':>7}"
-    )
+    header = f"{'frames':>7} {'wsovvis MB':>11} {'stored MB':>10} {'output MB':>10} {'s':>7}"
+    print(header + (f" {'official MB':>12} {'s':>7}" if args.official else ""))
     for n in args.frames:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--frames",
-            str(n),
-            "--queries",
-            str(args.queries),
-            "--size",
-            *map(str, args.size),
-        ]
-        res = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(
-            f"{n:>7} {r['peak_rss_mb']:>12.1f} {r['traced_peak_mb']:>15.2f} "
-            f"{r['stored_rles']:>12} {r['stored_rle_mb']:>8.2f} {r['output_json_mb']:>10.2f} "
+        r = run_child(args, "wsovvis", n)
+        if "error" in r:
+            print(f"{n:>7} error: {r['error']}")
+            continue
+        line = (
+            f"{n:>7} {r['growth_mb']:>11.1f} {r['stored_mb']:>10.2f} {r['output_mb']:>10.2f} "
             f"{r['seconds']:>7.1f}"
         )
+        if args.official:
+            o = run_child(args, "official", n)
+            line += (
+                f" {o['growth_mb']:>12.1f} {o['seconds']:>7.1f}"
+                if "error" not in o
+                else f" official failed: {o['error']}"
+            )
+        print(line)
     print(
-        "peak RSS: whole process (interpreter + torch/detectron2 libraries ~1 GB, constant).\n"
-        "traced peak: Python-heap peak during inference. It grows linearly with the number of "
-        "frames because the\naccumulator keeps, for every frame, one RLE per query with a "
-        "non-empty mask (stored RLEs <= queries x\nframes) until the top-k tracks are chosen "
-        "after the last frame, then builds the output (top-k x frames\nRLE strings, 'output MB' "
-        "as JSON). Random weights give noisy masks, so each RLE is much larger than for\na "
-        "trained model. Constant: network activations, the propagated queries (Q x C), the "
-        "class-logit sums\n(Q x (K+1)); the frames are generated lazily."
+        "stored MB: the per-frame compact low-resolution mask codes (every query with a positive "
+        "logit on a frame\nmay still enter the top-k; random weights give noise masks where every "
+        "low-res logit is stored,\na trained model far fewer). official: all frames' (Q, h, w) "
+        "float32 masks, the frames, and k x T full-size masks."
     )
 
 

@@ -6,13 +6,15 @@ padded to a multiple of 32), batch 1, frame by frame with the propagated queries
 
 * network alone: the backbone forward per frame (normalisation/padding done beforehand, as in
   the official FPS protocol);
-* full online pipeline: ``model.inference_video`` (normalise/pad + network + per-frame mask
-  resizing to the original size and RLE encoding, top-k at the end);
+* full online pipeline: ``model.inference_video`` (normalise/pad + network + the per-frame
+  compact low-resolution mask code, then the top-k masks resized to the original size and
+  RLE-encoded at the end);
 * with ``--official PATH`` (a checkout of tue-mps/videomt, see ``_official_videomt.py``): the
   official backbone with the SAME weights (our state dict loaded strictly), timed frame by frame
   in its resume/streaming mode, interleaved with ours on the same frames; prints both, the
-  ratio, and the max abs difference of the outputs. The official module needs ``einops`` and
-  ``transformers`` importable (e.g. installed with ``pip install --target DIR`` and put on
+  ratio, and the max abs difference of the outputs; then upstream's full VIS test path
+  (``_official_videomt.official_style_vis``) on the same frames. The official module needs
+  ``einops`` and ``transformers`` importable (e.g. installed with ``pip install --target DIR`` and put on
   ``PYTHONPATH`` for this run only); without them it is skipped with a message.
 
 GPU protocol (``--device cuda``), as upstream's ``benchmark.py``: backbone forward only, CUDA
@@ -243,13 +245,19 @@ def main(argv=None):
         )
 
     if args.official:
-        compare_official(args, c, model, net, ours_step, inputs, timer, autocast)
+        compare_official(args, c, model, net, ours_step, inputs, timer, autocast, frames)
 
 
-def compare_official(args, c, model, net, ours_step, inputs, timer, autocast):
-    """Time the official backbone (same weights) interleaved with ours; check the outputs."""
+def compare_official(args, c, model, net, ours_step, inputs, timer, autocast, frames):
+    """Time the official backbone (same weights) interleaved with ours; check the outputs; time
+    upstream's full VIS test path (``official_style_vis``) on the pipeline frames."""
     import torch
-    from _official_videomt import OfficialUnavailable, build_official_backbone, official_commit
+    from _official_videomt import (
+        OfficialUnavailable,
+        build_official_backbone,
+        official_commit,
+        official_style_vis,
+    )
 
     try:
         official = build_official_backbone(
@@ -304,6 +312,21 @@ def compare_official(args, c, model, net, ours_step, inputs, timer, autocast):
         f"agreement      : max |diff| over {args.frames} streamed frames: class logits "
         f"{d_logits:.3g}, mask logits {d_masks:.3g} (amp {args.amp})"
     )
+    if not args.no_pipeline:
+        n = args.pipeline_frames
+
+        def official_full():
+            with torch.no_grad(), autocast():
+                images = model.preprocess_image(frames[:n])
+                return official_style_vis(
+                    off, images.tensor, images.image_sizes[0], args.orig, c.TEST_TOPK
+                )
+
+        _, secs = timer(official_full)
+        print(
+            f"official full  : {n / secs:8.2f} frames/s ({1000 * secs / n:8.1f} ms/frame over {n}"
+            f" frames; upstream's VIS path: all frames kept, top-k masks resized at the end)"
+        )
 
 
 if __name__ == "__main__":

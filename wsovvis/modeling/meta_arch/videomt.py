@@ -12,8 +12,9 @@ Differences from the official code (tue-mps/videomt), all deliberate:
 * ``AUX_LOSS_MODE="parity"`` (default) reproduces upstream's effective supervision, where the
   prediction made before the last segmenter block is computed but its loss has no weight; here
   it is simply not computed. ``"all"`` supervises every block;
-* inference streams frames (``WINDOW_SIZE`` per call) and keeps only per-query logit sums and
-  RLE masks, so memory does not grow with the video beyond the output itself.
+* inference streams frames (``WINDOW_SIZE`` per call) and keeps only per-query logit sums and an
+  exact compact low-resolution code of each frame's non-empty masks; only the top-k masks are
+  resized and RLE-encoded, after the last frame (same output as resizing every mask).
 
 Inference: class logits averaged over frames per query, softmax without no-object, flattened
 top-k over queries x classes, masks = logits > 0 after bilinear resizes (padded input -> crop ->

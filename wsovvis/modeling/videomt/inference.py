@@ -1,11 +1,21 @@
-"""Online (streaming) VIS inference for VidEoMT with memory bounded by the output size.
+"""Online (streaming) VIS inference for VidEoMT: per frame only low-resolution work.
 
-Query index = track id, so nothing but per-query class-logit sums and each frame's per-query
-masks needs to be kept. Each frame's masks are resized to the original size right away
-(bilinear to the padded input, crop, bilinear to the original, ``> 0``) and stored as compressed
-RLE (queries whose low-resolution logits are all <= 0 are provably empty after the bilinear
-resizes and are stored as absent). At the end the class logits are averaged over frames,
-soft-maxed, and the flattened top-k (query, class) pairs pick the tracks.
+Query index = track id, so a video needs only the per-query class-logit sums and, per frame,
+enough of each query's mask logits to reproduce its final mask. The top-k tracks are known only
+after the last frame, and any query may still enter them (per-frame logits are unbounded), so
+each frame keeps a compact, EXACT low-resolution code of every query with a positive logit
+(:class:`CompactMaskLogits`); after the last frame only the top-k queries are decoded, resized to
+the original size (bilinear to the padded input, crop, bilinear to the original, ``> 0``) and
+RLE-encoded. The output is bit-identical to resizing and thresholding every query on every frame.
+
+Why the code is exact: both resizes are bilinear (``align_corners=False``) with non-negative
+weights summing to 1, and an output pixel reads at most 3 x 3 consecutive low-resolution logits
+(the padded input is exactly ``stride x`` the logits, so two neighbouring intermediate pixels
+read rows/columns at most one apart). A low-resolution pixel whose every 3 x 3 window is
+uniformly "positive" (``TINY < v < BIG``) or uniformly "non-positive" (finite ``v <= 0``) can
+only enter sums whose sign its class already fixes, so it is stored as its sign; every other
+pixel (near a sign change, or NaN/inf/denormal-small) is stored as its exact float32 value and
+the same interpolation then sees the same numbers.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,7 +30,110 @@ from wsovvis.modeling.set_prediction import (
     topk_query_class_pairs,
 )
 
-__all__ = ["OnlineVISAccumulator", "VideoStream"]
+__all__ = ["CompactMaskLogits", "OnlineVISAccumulator", "VideoStream"]
+
+# positive values in (TINY, BIG) keep any convex combination of <= 16 of them positive in float32
+TINY = 1e-30
+BIG = 1e30
+
+
+def _rle(binary: torch.Tensor) -> List[bytes]:
+    """RLE counts of (N, h, w) bool masks."""
+    arr = binary.permute(1, 2, 0).cpu().numpy().astype(np.uint8, order="F")
+    return [r["counts"] for r in mask_util.encode(arr)]
+
+
+def _unrle(counts: bytes, h: int, w: int) -> np.ndarray:
+    return mask_util.decode({"size": [h, w], "counts": counts}).astype(bool)
+
+
+def _near(b: torch.Tensor) -> torch.Tensor:
+    """Pixels with a ``b`` pixel within Chebyshev distance 1 ((N, h, w) bool, separable OR)."""
+    r = b.clone()
+    r[:, 1:] |= b[:, :-1]
+    r[:, :-1] |= b[:, 1:]
+    c = r.clone()
+    c[:, :, 1:] |= r[:, :, :-1]
+    c[:, :, :-1] |= r[:, :, 1:]
+    return c
+
+
+def _needed(pos: torch.Tensor, special: Optional[torch.Tensor]) -> torch.Tensor:
+    """Pixels whose exact value may matter: inside a 3x3 window that is mixed or has a special."""
+    mixed = _near(pos) & _near(~pos)
+    if special is not None:
+        mixed |= _near(special)
+    return _near(mixed)
+
+
+class CompactMaskLogits:
+    """Exact compact code of one frame's low-resolution mask logits for some queries.
+
+    Stores, per query, the float32 values of the pixels that may decide a resized pixel's sign
+    (see the module docstring) and, unless that is every pixel, the RLE of ``logits > 0``; the
+    RLE of the stored-pixel set is kept only for a query with special values (otherwise it is
+    recomputed from the sign map).
+
+    Args:
+        logits: (N, h, w) mask logits of the stored queries.
+        queries: the N query indices.
+    """
+
+    def __init__(self, logits: torch.Tensor, queries: Sequence[int]):
+        x = logits.float()
+        self.device = x.device
+        self.shape = tuple(x.shape[-2:])
+        self.queries = {int(q): i for i, q in enumerate(queries)}
+        n = x.shape[0]
+        self.signs: List[Optional[bytes]] = [None] * n  # None: every value stored
+        self.needed: List[Optional[bytes]] = [None] * n  # None: derived from the signs
+        self.values: List[np.ndarray] = [np.empty(0, np.float32)] * n
+        if n == 0:
+            return
+        pos = x > 0
+        special = None
+        lo, hi = torch.aminmax(x)
+        if not (float(hi) < BIG and float(lo) > -BIG and not bool((pos & (x <= TINY)).any())):
+            special = ~(((x > TINY) & (x < BIG)) | ((x <= 0) & (x > -float("inf"))))
+        needed = _needed(pos, special)
+        dense = needed.flatten(1).all(1).tolist()
+        rows = [i for i in range(n) if dense[i]]
+        if rows:
+            for i, v in zip(rows, x[rows].flatten(1).cpu().numpy()):
+                self.values[i] = v
+        sparse = [i for i in range(n) if not dense[i]]
+        if sparse:
+            sub = needed[sparse]
+            flat = x[sparse][sub].cpu().numpy()
+            splits = np.cumsum(sub.flatten(1).sum(1).cpu().numpy())[:-1]
+            for i, v, rle in zip(sparse, np.split(flat, splits), _rle(pos[sparse])):
+                self.values[i], self.signs[i] = v, rle
+                if special is not None and bool(special[i].any()):
+                    self.needed[i] = _rle(needed[i : i + 1])[0]
+
+    def nbytes(self) -> int:
+        """Bytes held by the code (RLE strings and values)."""
+        rle = sum(len(c) for c in self.signs + self.needed if c)
+        return rle + sum(v.nbytes for v in self.values)
+
+    def decode(self, query: int) -> Optional[torch.Tensor]:
+        """The (h, w) float32 logits (on the original device) that resize exactly like the
+        stored ones, or None if the query was not stored (all logits <= 0)."""
+        i = self.queries.get(int(query))
+        if i is None:
+            return None
+        h, w = self.shape
+        values = torch.from_numpy(self.values[i])
+        if self.signs[i] is None:
+            return values.reshape(h, w).to(self.device)
+        pos = torch.from_numpy(_unrle(self.signs[i], h, w))
+        if self.needed[i] is None:
+            needed = _needed(pos[None], None)[0]
+        else:
+            needed = torch.from_numpy(_unrle(self.needed[i], h, w))
+        x = torch.where(pos, 1.0, -1.0)
+        x[needed] = values
+        return x.to(self.device)
 
 
 class OnlineVISAccumulator:
@@ -29,10 +142,9 @@ class OnlineVISAccumulator:
     Args:
         num_queries: Q.
         output_size: (height, width) of the original video.
-        mask_chunk_pixels: upper bound on ``queries * H * W`` resized at once (peak memory and
-            speed knob; the result does not depend on it). Default: ``2**22`` for CPU tensors
-            (small buffers are reused by the allocator and stay in cache: ~1.5x faster than
-            ``2**24`` for 200 queries at 720x1280), ``2**24`` on accelerators (fewer launches).
+        mask_chunk_pixels: upper bound on ``queries * H * W`` resized at once in
+            :meth:`finalize` (peak memory and speed knob; the result does not depend on it).
+            Default: ``2**22`` for CPU tensors, ``2**24`` on accelerators.
     """
 
     CPU_CHUNK_PIXELS = 1 << 22
@@ -49,7 +161,8 @@ class OnlineVISAccumulator:
         self.mask_chunk_pixels = mask_chunk_pixels
         self.logit_sum: Optional[torch.Tensor] = None
         self.num_frames = 0
-        self.frames: List[Dict[int, bytes]] = []  # per frame: query -> RLE counts (non-empty only)
+        # per frame: (compact logits of the queries with a positive logit, image, padded size)
+        self.frames: List[Tuple[CompactMaskLogits, Tuple[int, int], Tuple[int, int]]] = []
 
     def add_frames(
         self,
@@ -69,8 +182,15 @@ class OnlineVISAccumulator:
         s = class_logits.detach().double().sum(0).cpu()
         self.logit_sum = s if self.logit_sum is None else self.logit_sum + s
         self.num_frames += class_logits.shape[0]
-        for t in range(mask_logits.shape[0]):
-            self.frames.append(self._encode_frame(mask_logits[t].detach(), image_size, padded_size))
+        sizes = (tuple(int(v) for v in image_size), tuple(int(v) for v in padded_size))
+        for masks in mask_logits.detach():
+            # bilinear resizes are convex combinations: all-non-positive logits stay <= 0
+            queries = torch.nonzero(masks.flatten(1).amax(1) > 0).flatten()
+            self.frames.append((CompactMaskLogits(masks[queries], queries.tolist()), *sizes))
+
+    def stored_bytes(self) -> int:
+        """Bytes held by the per-frame compact codes (what grows with the video length)."""
+        return sum(code.nbytes() for code, _, _ in self.frames)
 
     def masks_per_chunk(self, device: torch.device) -> int:
         """Masks resized at once for tensors on ``device`` (see ``mask_chunk_pixels``).
@@ -87,21 +207,20 @@ class OnlineVISAccumulator:
             pixels = self.CPU_CHUNK_PIXELS if cpu else self.DEVICE_CHUNK_PIXELS
         return max(1, pixels // max(1, self.output_size[0] * self.output_size[1]))
 
-    def _encode_frame(self, masks: torch.Tensor, image_size, padded_size) -> Dict[int, bytes]:
-        # bilinear resizes are convex combinations: all-non-positive logits stay non-positive
-        candidates = torch.nonzero(masks.flatten(1).amax(1) > 0).flatten().tolist()
-        chunk = self.masks_per_chunk(masks.device)
+    def _encode_frame(self, frame, queries: Sequence[int]) -> Dict[int, bytes]:
+        code, image_size, padded_size = frame
+        logits = {q: code.decode(q) for q in queries}
+        stored = [q for q, x in logits.items() if x is not None]
         out: Dict[int, bytes] = {}
-        for i in range(0, len(candidates), chunk):
-            idx = candidates[i : i + chunk]
-            logits = resize_mask_logits(
-                masks[idx][:, None].float(), padded_size, image_size, self.output_size
-            )
-            binary = (logits[:, 0] > 0).cpu().numpy().astype(np.uint8)
-            rles = mask_util.encode(np.asfortranarray(binary.transpose(1, 2, 0)))
-            for q, rle, m in zip(idx, rles, binary):
-                if m.any():
-                    out[q] = rle["counts"]
+        chunk = self.masks_per_chunk(code.device)
+        for i in range(0, len(stored), chunk):
+            idx = stored[i : i + chunk]
+            x = torch.stack([logits[q] for q in idx])[:, None]
+            resized = resize_mask_logits(x, padded_size, image_size, self.output_size)
+            binary = resized[:, 0] > 0
+            for q, rle, m in zip(idx, _rle(binary), binary.flatten(1).any(1).tolist()):
+                if m:
+                    out[q] = rle
         return out
 
     def finalize(self, topk: int, video_id: int) -> Dict[str, object]:
@@ -120,12 +239,15 @@ class OnlineVISAccumulator:
             return make_video_output(video_id, h, w, [], [], [])
         probs = torch.softmax(self.logit_sum / self.num_frames, dim=-1)[:, :-1].float()
         scores, labels, queries = topk_query_class_pairs(probs, topk)
+        queries = queries.tolist()
+        unique = sorted(set(queries))
         empty = mask_util.encode(np.zeros((h, w, 1), dtype=np.uint8, order="F"))[0]["counts"]
-        segs = []
-        for q in queries.tolist():
-            segs.append(
-                [{"size": [h, w], "counts": f.get(q, empty).decode("ascii")} for f in self.frames]
-            )
+        tracks: Dict[int, List[Dict[str, object]]] = {q: [] for q in unique}
+        for frame in self.frames:
+            rles = self._encode_frame(frame, unique)
+            for q in unique:
+                tracks[q].append({"size": [h, w], "counts": rles.get(q, empty).decode("ascii")})
+        segs = [[dict(rle) for rle in tracks[q]] for q in queries]  # a query may repeat
         return make_video_output(video_id, h, w, scores.tolist(), labels.tolist(), segs)
 
 
