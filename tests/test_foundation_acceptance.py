@@ -1,24 +1,25 @@
 """Issue-level acceptance of the foundation: registry model + detectron2 training machinery on CPU.
 
 A meta-architecture is built from detectron2's META_ARCH_REGISTRY out of a YAML config, fed by the
-real wsovvis loader over the synthetic dataset, trained for a few iterations by detectron2's
-``SimpleTrainer`` with its hooks, checkpointed with ``DetectionCheckpointer`` and reloaded.
+real wsovvis loader over the synthetic dataset and trained for a few iterations with the wsovvis
+optimizer by detectron2's ``SimpleTrainer``.
 """
+import math
 import os
 import subprocess
 import sys
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.engine import SimpleTrainer, hooks
+from detectron2.engine import SimpleTrainer
 from detectron2.modeling import META_ARCH_REGISTRY, build_model
 from detectron2.utils.events import EventStorage
 
-import wsovvis.modeling  # noqa: F401  (registers the meta-architectures)
 from wsovvis.config import add_wsovvis_config
-from wsovvis.data.build import build_video_train_loader
+from wsovvis.data import build_video_train_loader
 from wsovvis.data.datasets.ytvis import register_ytvis_instances
+from wsovvis.engine.optimizer import build_optimizer
+from wsovvis.modeling import WSSeqFormer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,41 +46,27 @@ def _tiny_cfg(dataset, out_dir):
     return cfg
 
 
-def test_registry_model_trains_with_detectron2_machinery_and_checkpoints(tiny_synthetic_dataset, tmp_path):
+def test_registry_model_trains_with_wsovvis_loader_and_optimizer(tiny_synthetic_dataset, tmp_path):
+    """YAML -> META_ARCH_REGISTRY model, wsovvis loader and optimizer, detectron2's training loop.
+
+    (Checkpoint round trips are the engine's tests: ``tests/engine``.)
+    """
     cfg = _tiny_cfg(tiny_synthetic_dataset, tmp_path)
-    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY
+    assert META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE) is WSSeqFormer
     torch.manual_seed(0)
     model = build_model(cfg)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.SOLVER.BASE_LR)
-    loader = build_video_train_loader(cfg)
-    trainer = SimpleTrainer(model, loader, optimizer)
-    checkpointer = DetectionCheckpointer(model, str(tmp_path), optimizer=optimizer)
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        hooks.PeriodicCheckpointer(checkpointer, period=3, max_iter=3, file_prefix="model"),
-    ])
+    optimizer = build_optimizer(cfg, model)
+    trainer = SimpleTrainer(model, build_video_train_loader(cfg), optimizer)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    trainer.train(0, 3)
+    with EventStorage(0) as storage:
+        trainer.storage = storage
+        for trainer.iter in range(3):
+            trainer.run_step()
+        losses = storage.latest()
+    assert losses and all(math.isfinite(v) for v, _ in losses.values())
     after = model.state_dict()
-    changed = [k for k, v in after.items() if v.dtype.is_floating_point and not torch.equal(before[k], v)]
+    changed = [k for k, v in after.items()
+               if v.dtype.is_floating_point and not torch.equal(before[k], v)]
     assert changed, "three optimizer steps changed no weight"
-    assert os.path.isfile(tmp_path / "model_final.pth")
-    assert open(tmp_path / "last_checkpoint").read().strip() == "model_final.pth"
-
-    # a fresh model reloads exactly the trained weights (and the optimizer state)
-    torch.manual_seed(1)
-    fresh = build_model(cfg)
-    fresh_opt = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad], lr=1e-3)
-    extra = DetectionCheckpointer(fresh, str(tmp_path), optimizer=fresh_opt).resume_or_load(
-        "", resume=True
-    )
-    assert extra["iteration"] == 2
-    for k, v in fresh.state_dict().items():
-        assert torch.equal(v, after[k]), k
-    assert fresh_opt.state_dict()["state"], "optimizer state was not restored"
-
-    # the reloaded model runs a training step (losses are finite)
-    with EventStorage(0):
-        losses = fresh([next(iter(build_video_train_loader(cfg)))[0]])
-    assert all(torch.isfinite(v) for v in losses.values())
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(torch.equal(before[n], after[n]) for n in frozen)  # frozen DINOv2 ViT

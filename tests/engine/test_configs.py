@@ -11,16 +11,9 @@ from wsovvis.engine.setup import DEFAULT_CONFIG, build_cfg
 SACRED = sorted(glob.glob(os.path.join(REPO, "configs", "sacred", "*.yaml")))
 
 
-def test_expected_configs_exist():
-    names = {os.path.basename(p)[:-5] for p in SACRED}
-    for model in ("videomt_vit", "seqformer_dinov2_vit"):
-        for size in "sbl":
-            assert f"{model}{size}_lvvis_pseudo" in names
-    assert "seqformer_r50_lvvis_pseudo" in names
-
-
-@pytest.mark.parametrize("path", SACRED, ids=os.path.basename)
+@pytest.mark.parametrize("path", SACRED or [None], ids=lambda p: os.path.basename(p or "none"))
 def test_sacred_config_resolves(path, monkeypatch):
+    assert path is not None, "no configs/sacred/*.yaml found"  # an empty glob must not pass
     monkeypatch.chdir(REPO)
     with open(path) as f:
         config = yaml.safe_load(f)
