@@ -78,7 +78,12 @@ def _read_state_dict(path: str, config_key: str = "MODEL.DINOV2.WEIGHTS") -> Dic
         from safetensors.torch import load_file  # optional dependency, only for this format
 
         return load_file(path, device="cpu")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    from wsovvis.utils.io import torch_load_trusted
+
+    try:  # weights_only + the checkpoint allow-list: never runs code from the file
+        obj = torch_load_trusted(path)
+    except Exception as e:
+        raise ValueError(f"{config_key} {path} cannot be read: {e}") from None
     for key in ("model", "state_dict", "teacher"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
