@@ -197,3 +197,31 @@ def test_checkpoint_read_errors_name_the_file(tmp_path, caplog):
     torch.save({"model": sd}, path)
     with pytest.raises(KeyError, match="partial.pth"):
         load_videomt_checkpoint(model, path)
+
+
+class _RunsCode:
+    """Unpickling this runs ``touch <marker>``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_convert_cli_refuses_code_unless_trusted(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import convert_videomt_checkpoint as cli
+
+    marker = tmp_path / "code_ran"
+    src, dst = str(tmp_path / "evil.pth"), str(tmp_path / "out.pth")
+    torch.save({"model": official_state_dict(), "x": _RunsCode(marker)}, src)
+    args = ["--config-file", TINY_CONFIG, "--input", src, "--output", dst]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: ") and "evil.pth" in err
+    assert "posix.system" in err or "os.system" in err
+    assert not marker.exists() and not os.path.exists(dst)
+    cli.main(args[:4] + ["--trust-checkpoint", src] + args[4:])  # explicit opt-in naming it
+    assert marker.exists() and os.path.exists(dst)
