@@ -3,13 +3,16 @@
 Trains the real ``WSVidEoMT`` (tiny config) with random point sampling in the matcher and the
 mask losses: bit-identical weights need the per-iteration seeding of the engine
 (:class:`wsovvis.engine.data.ResumableLoader`), not only a resumable data stream.
+
+The kill is deterministic: a trainer hook (``kill_at_iteration.py``) SIGKILLs ``train_net.py``
+right after iteration ``KILL_AT``, between two periodic checkpoints, so the resumed run must redo
+the iterations done after the last checkpoint.
 """
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -17,6 +20,8 @@ from engine_helpers import HERE, REPO, run_train_net, sacred_args, tiny_experime
 from wsovvis.engine.runner import run_experiment
 
 MAX_ITER = 40
+KILL_AT = 22  # 0-based; CHECKPOINT_PERIOD 4 saves after iterations 3, 7, ..., 19, 23
+LAST_CHECKPOINT = "model_0000019.pth"
 
 
 def _weights(out_dir):
@@ -33,15 +38,15 @@ def test_sigkill_and_resume_is_exact(agnostic_dataset, tmp_path):
         tiny_experiment(agnostic_dataset, out, max_iter=MAX_ITER, val=True)
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, REPO]), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train_net.py")] + args, cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "last_checkpoint").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert not (out / "model_final.pth").exists(), "training finished before it could be killed"
+    killed = subprocess.run(
+        [sys.executable, os.path.join(HERE, "kill_at_iteration.py"), str(KILL_AT),
+         os.path.join(REPO, "train_net.py")] + args,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (out / "model_final.pth").exists()
     killed_at = (out / "last_checkpoint").read_text()
+    assert killed_at == LAST_CHECKPOINT
 
     resumed = run_train_net(args + ["resume=True"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
