@@ -18,7 +18,9 @@ def _is_registry_build():
 @pytest.mark.parametrize(
     "module",
     ["detectron2.layers", "detectron2.structures", "detectron2.data", "detectron2.engine",
-     "detectron2.modeling", "detectron2.checkpoint", "detectron2.evaluation", "detectron2.model_zoo"],
+     "detectron2.modeling", "detectron2.checkpoint", "detectron2.evaluation", "detectron2.model_zoo",
+     # projects installed with detectron2 (setup.py PROJECTS) that wsovvis imports
+     "detectron2.projects.point_rend.point_features", "detectron2.projects.deeplab.lr_scheduler"],
 )
 def test_detectron2_subpackages_import(module):
     importlib.import_module(module)
