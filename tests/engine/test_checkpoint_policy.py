@@ -159,3 +159,19 @@ def test_train_net_reports_a_bad_checkpoint_as_one_error_line(agnostic_dataset, 
     proc = run_train_net(["with"] + sacred_args(config), timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: Checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_two_process_eval_reports_the_worker_fit_error(agnostic_dataset, tmp_path):
+    """With spawned ranks the worker's CheckpointError reaches the launcher as itself."""
+    from wsovvis.engine.trainer import Trainer
+
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True,
+                             num_gpus=2)
+    other = build_cfg(config, check=False).clone()
+    other.defrost()
+    other.MODEL.VIDEOMT.NUM_CLASSES = 4
+    path = tmp_path / "four_classes.pth"
+    torch.save({"model": Trainer.build_model(other).state_dict()}, path)
+    config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    with pytest.raises(CheckpointError, match=r"(?s)^Checkpoint .*MODEL.VIDEOMT.NUM_CLASSES 4 "):
+        run_experiment(config)

@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Any, Dict, Optional
 
 from detectron2.utils import comm
+from torch.multiprocessing import ProcessRaisedException
 
 from wsovvis.utils.io import atomic_write_json, read_json
 
-from .checkpoint import VideoCheckpointer
+from .checkpoint import CheckpointError, VideoCheckpointer
 from .launch import external_dist_env, launch, run_external
-from .setup import build_cfg, normalize_config, setup_process, uses_cuda
+from .setup import ConfigError, build_cfg, normalize_config, setup_process, uses_cuda
 from .trainer import Trainer, flat_metrics
 
 __all__ = ["FINAL_METRICS", "train_worker", "run_experiment"]
@@ -71,6 +72,27 @@ def train_worker(config: Dict[str, Any], token: str = "") -> Optional[Dict]:
     return results
 
 
+def worker_input_error(trace: str) -> Optional[Exception]:
+    """The bad-input error (checkpoint / config) a spawned worker died of, rebuilt in the launcher.
+
+    ``torch.multiprocessing`` re-raises a worker's exception as ``ProcessRaisedException`` holding
+    the worker's traceback text; a :class:`CheckpointError` or :class:`ConfigError` there is bad
+    input, which the CLI reports as one ``error:`` line (not a traceback).
+
+    Args:
+        trace: ``str(ProcessRaisedException)``.
+
+    Returns:
+        the rebuilt exception, or None if the worker died of something else.
+    """
+    for cls in (CheckpointError, ConfigError):
+        marker = f"{cls.__module__}.{cls.__name__}: "
+        at = trace.rfind(marker)
+        if at >= 0:
+            return cls(trace[at + len(marker):].strip())
+    return None
+
+
 def is_launcher_main(config: Dict[str, Any]) -> bool:
     """Whether this launcher process is the one that reports (machine 0 / global rank 0).
 
@@ -108,16 +130,22 @@ def run_experiment(config: Dict[str, Any], on_started=None) -> Dict[str, Any]:
         run_external(train_worker, env, args=(config, token), timeout=timeout,
                      use_cuda=uses_cuda(cfg))
     else:
-        launch(
-            train_worker,
-            int(config["num_gpus"]),
-            num_machines=int(config["num_machines"]),
-            machine_rank=int(config["machine_rank"]),
-            dist_url=config["dist_url"],
-            args=(config, token),
-            timeout=timeout,
-            use_cuda=uses_cuda(cfg),
-        )
+        try:
+            launch(
+                train_worker,
+                int(config["num_gpus"]),
+                num_machines=int(config["num_machines"]),
+                machine_rank=int(config["machine_rank"]),
+                dist_url=config["dist_url"],
+                args=(config, token),
+                timeout=timeout,
+                use_cuda=uses_cuda(cfg),
+            )
+        except ProcessRaisedException as e:
+            bad_input = worker_input_error(str(e))
+            if bad_input is None:
+                raise
+            raise bad_input from None
     if not is_launcher_main(config):
         return {}
     final = read_json(os.path.join(cfg.OUTPUT_DIR, FINAL_METRICS), "final metrics")
