@@ -4,7 +4,7 @@
 Examples (``X=configs/sacred/videomt_vits_lvvis_pseudo.yaml``)::
 
     python train_net.py with $X -F runs/vits                      # train, FileStorageObserver
-    python train_net.py with $X -F runs/vits -m localhost:27017:wsovvis   # + Mongo (pymongo)
+    python train_net.py with $X -F runs/vits -m localhost:27017:wsovvis   # + Mongo (.[mongo] extra)
     python train_net.py with $X num_gpus=2 'd2_opts=["SOLVER.MAX_ITER", 1000]'
     python train_net.py with $X resume=True                       # continue its OUTPUT_DIR
     python train_net.py with $X eval_only=True resume=True        # score the last checkpoint
@@ -25,7 +25,11 @@ warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 from sacred import Experiment  # noqa: E402
 from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
-from wsovvis.engine.sacred_bridge import prepare_argv, run_sacred  # noqa: E402
+from wsovvis.engine.sacred_bridge import (  # noqa: E402
+    observer_dependency_error,
+    prepare_argv,
+    run_sacred,
+)
 from wsovvis.engine.checkpoint import CheckpointError  # noqa: E402
 from wsovvis.engine.setup import DEFAULT_CONFIG, ConfigError  # noqa: E402
 
@@ -48,4 +52,9 @@ def main(_run, _config):
 
 
 if __name__ == "__main__":
-    ex.run_commandline(prepare_argv(sys.argv))
+    argv = prepare_argv(sys.argv)
+    problem = observer_dependency_error(argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    ex.run_commandline(argv)

@@ -22,7 +22,8 @@
 #   NUM_GPUS      number of workers [4];  GPU_IDS  comma list of device ids [0..NUM_GPUS-1]
 #   CONF          demo --confidence-threshold [0.6]
 #   DATASET_DIR   [$WSOVVIS_ROOT/datasets/lvvis];  FRAMES_DIR [$DATASET_DIR/<split>/JPEGImages]
-#   FRAME_EXT     frame extension [jpg]
+#   FRAME_EXT     frame extension [jpg]; every video needs *.FRAME_EXT frames, case included
+#                 (a video with e.g. .JPG frames stops the run before any work, also --dry-run)
 #   CUTLER_DIR    VideoCutLER checkout [$WSOVVIS_ROOT/third_party/CutLER]
 #   WEIGHTS       [$WSOVVIS_ROOT/third_party/weights/videocutler_m2f_rn50.pth]
 #   CONFIG_FILE   [configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml, in DEMO_CWD]
@@ -109,6 +110,36 @@ else
 fi
 if [[ "${#VIDEOS[@]}" -eq 0 ]]; then
   echo "error: no videos in $FRAMES_DIR" >&2; exit 2
+fi
+
+# ---- every video must have frames the demo's glob finds: *.$FRAME_EXT, case included ----
+# The demo globs "*.$FRAME_EXT" (case-sensitive) and names masks with .replace(".jpg", ".png"),
+# so "00000.JPG" frames would be skipped or saved as JPEG; such videos stop the run up front.
+declare -A N_EXACT=() N_OTHER=()
+while IFS=$'\t' read -r v kind n; do
+  if [[ "$kind" == exact ]]; then N_EXACT[$v]=$n; else N_OTHER[$v]=$n; fi
+done < <(find "$FRAMES_DIR" -mindepth 2 -maxdepth 2 -type f -iname "*.$FRAME_EXT" -printf '%P\n' |
+  awk -F/ -v ext=".$FRAME_EXT" '{
+      k = (substr($2, length($2) - length(ext) + 1) == ext) ? "exact" : "other"; c[$1 "\t" k]++
+    } END { for (x in c) print x "\t" c[x] }')
+OTHER_CASE=() NO_FRAMES=()
+for v in "${VIDEOS[@]}"; do
+  if [[ -n "${N_OTHER[$v]:-}" ]]; then
+    OTHER_CASE+=("$v (${N_OTHER[$v]} frames)")
+  elif [[ -z "${N_EXACT[$v]:-}" ]]; then
+    NO_FRAMES+=("$v")
+  fi
+done
+if [[ "${#OTHER_CASE[@]}" -gt 0 ]]; then
+  echo "error: ${#OTHER_CASE[@]} video(s) have frames whose extension differs from" \
+    "FRAME_EXT=$FRAME_EXT only in case, which VideoCutLER's demo would skip or mis-name:" \
+    "${OTHER_CASE[*]:0:10}; rename them to *.$FRAME_EXT" >&2
+  exit 2
+fi
+if [[ "${#NO_FRAMES[@]}" -gt 0 ]]; then
+  echo "error: ${#NO_FRAMES[@]} video(s) have no *.$FRAME_EXT frames in $FRAMES_DIR:" \
+    "${NO_FRAMES[*]:0:10} (set FRAME_EXT, or leave them out of VIDEO_LIST)" >&2
+  exit 2
 fi
 
 demo_args() {  # demo_args <video> <scratch dir>: the demo command line for one video

@@ -99,3 +99,101 @@ def test_torchrun_two_ranks_one_run(tiny_synthetic_dataset, tmp_path):
     scalars = json.loads((runs / "1" / "metrics.json").read_text())
     assert scalars["total_loss"]["steps"] == [3] and "segm/AP" in scalars
     assert json.loads((runs / "1" / "config.json").read_text())["seed"] == 7
+
+
+# --- the seed configuration users arrive with, observers, detectron2 resolution ---------------
+
+SEED_YAML = os.path.join(REPO, "configs", "seqformer_pseudo_sacred.yaml")
+
+
+def _train_net_experiment():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_net_module",
+                                                  os.path.join(REPO, "train_net.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # builds the Experiment; main only runs under __main__
+    return mod.ex
+
+
+def test_seed_config_loads_through_sacred_and_resolves(tiny_synthetic_dataset, tmp_path,
+                                                        monkeypatch):
+    """configs/seqformer_pseudo_sacred.yaml -> SeqFormer R50 on the pseudo tubes, agnostic val."""
+    from detectron2.data import MetadataCatalog
+
+    from wsovvis.engine.setup import build_cfg
+
+    monkeypatch.chdir(REPO)  # the YAML's paths are relative to the repository root
+    train, val = tiny_synthetic_dataset["splits"]["train"], tiny_synthetic_dataset["splits"]["val"]
+    data = {"train_json": train["gt_json"], "train_img_root": train["img_root"],
+            "val_json": val["gt_json"], "val_img_root": val["img_root"]}
+    run = _train_net_experiment().run(
+        "print_config", named_configs=[SEED_YAML], config_updates={"data": data},
+        options={"--loglevel": "ERROR"},
+    )
+    config = dict(run.config)
+    assert config["d2_cfg_path"] == "configs/seqformer/seqformer_R50_lvvis_pseudo.yaml"
+    assert config["num_gpus"] == 8 and config["output_dir"] == "outputs/wsovvis_seqformer"
+    cfg = build_cfg(config, check=True)  # layout, data files and weights checked too
+    assert cfg.MODEL.META_ARCHITECTURE == "WSSeqFormer"
+    assert cfg.MODEL.BACKBONE.NAME == "build_resnet_backbone" and cfg.MODEL.RESNETS.DEPTH == 50
+    assert cfg.MODEL.SeqFormer.NUM_CLASSES == 1 and cfg.TEST.CLASS_AGNOSTIC
+    assert cfg.DATASETS.TRAIN == ("sacred_train",) and cfg.DATASETS.TEST == ("sacred_val",)
+    assert MetadataCatalog.get("sacred_train").json_file == os.path.abspath(train["gt_json"])
+    assert MetadataCatalog.get("sacred_val").image_root == os.path.abspath(val["img_root"])
+    assert (cfg.SEED, cfg.OUTPUT_DIR) == (42, "outputs/wsovvis_seqformer")
+    # the DINOv2 overlay named in the header
+    with open(SEED_YAML) as f:
+        header = f.read().split("\nd2_cfg_path")[0]
+    overlay = "configs/seqformer/seqformer_dinov2_vitb14_lvvis_pseudo.yaml"
+    assert overlay in header and os.path.isfile(os.path.join(REPO, overlay))
+    dino = build_cfg(dict(config, d2_cfg_path=overlay), check=False)
+    assert dino.MODEL.BACKBONE.NAME == "DINOv2PseudoFPN"
+    assert dino.DATASETS.TRAIN == ("sacred_train",)
+
+
+def test_seed_config_command_line_with_comment_flag(tmp_path):
+    """The users' command line (-F ... -c no) parses; -c is Sacred's --comment."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "train_net.py"), "print_config", "with", SEED_YAML,
+         "-F", str(tmp_path / "runs"), "-c", "no"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "d2_cfg_path = 'configs/seqformer/seqformer_R50_lvvis_pseudo.yaml'" in out
+    assert "train_json = 'datasets/lvvis/train/train_pseudo_videocutler.json'" in out
+
+
+def test_missing_observer_package_is_one_error_line(monkeypatch):
+    import importlib.util
+
+    from wsovvis.engine.sacred_bridge import observer_dependency_error
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pymongo" else real(name, *a))
+    for argv in (["train_net.py", "-m", "localhost:27017:x", "with", "seed=1"],
+                 ["train_net.py", "with", "x.yaml", "--mongo_db=localhost:27017:x"]):
+        msg = observer_dependency_error(argv)
+        assert "pymongo" in msg and "pip install -e .[mongo]" in msg
+    assert observer_dependency_error(["train_net.py", "-F", "runs", "with", "seed=1"]) is None
+
+
+def test_mongo_flag_without_pymongo_cli(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pymongo") is not None:
+        import pytest
+
+        pytest.skip("pymongo is installed")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "train_net.py"), "print_config", "-m",
+         "localhost:27017:wsovvis"],
+        cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+        timeout=300,
+    )
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "pymongo" in lines[0] and ".[mongo]" in lines[0]

@@ -93,9 +93,12 @@ def test_cuda_device_without_cuda_falls_back_to_cpu(agnostic_dataset, tmp_path, 
     config = tiny_experiment(agnostic_dataset, tmp_path,
                              opts=["MODEL.DEVICE", "cuda", "SOLVER.AMP.ENABLED", True])
     with caplog.at_level("WARNING", logger="wsovvis.engine.setup"):
-        cfg = build_cfg(config)
+        cfg = build_cfg(config)  # the launcher's validating call
+        worker_cfg = build_cfg(config, check=False)  # the training process's (same process)
     assert cfg.MODEL.DEVICE == "cpu" and not cfg.SOLVER.AMP.ENABLED
-    assert "CUDA is not available" in caplog.text
+    assert worker_cfg.MODEL.DEVICE == "cpu" and not worker_cfg.SOLVER.AMP.ENABLED
+    assert caplog.text.count("CUDA is not available") == 1  # printed once, not per call
+    assert caplog.text.count("AMP runs on CUDA only") == 1
     assert "Falling back to MODEL.DEVICE='cpu'" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="wsovvis.engine.setup"):
@@ -149,3 +152,44 @@ def test_train_from_videomt_weights_of_another_img_size(agnostic_dataset, tmp_pa
     with pytest.raises(CheckpointError, match="MODEL.VIDEOMT.IMG_SIZE"):
         run_experiment(config)
     assert _no_training_happened(tmp_path / "out")
+
+
+def _mirrored(seed=None, output_dir=None, opts=(), d2_cfg_path=""):
+    config = {"d2_cfg_path": d2_cfg_path, "d2_opts": list(opts)}
+    if seed is not None:
+        config["seed"] = seed
+    if output_dir is not None:
+        config["output_dir"] = output_dir
+    cfg = build_cfg(config, check=False)
+    return cfg.SEED, cfg.OUTPUT_DIR
+
+
+def test_d2_opts_seed_and_output_dir_are_used():
+    """d2_opts=[SEED, 7, OUTPUT_DIR, runs/mine] used to give SEED 42 and outputs/default."""
+    assert _mirrored(opts=["SEED", 7, "OUTPUT_DIR", "runs/mine"]) == (7, "runs/mine")
+    assert _mirrored() == (42, os.path.join("outputs", "default"))  # neither side set
+    assert _mirrored(seed=3, output_dir="runs/x") == (3, "runs/x")  # Sacred side only
+    # both sides, same value: fine
+    assert _mirrored(seed=7, output_dir="runs/x/", opts=["SEED", 7, "OUTPUT_DIR", "runs/x"]) == (
+        7, "runs/x/")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed=3, opts=["SEED", 7]), r"seed=3 and SEED 7 \(from d2_opts\) disagree"),
+        (dict(output_dir="runs/a", opts=["OUTPUT_DIR", "runs/b"]),
+         r"output_dir='runs/a' and OUTPUT_DIR 'runs/b' \(from d2_opts\) disagree"),
+    ],
+)
+def test_seed_or_output_dir_given_twice_differently_is_an_error(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        _mirrored(**kwargs)
+
+
+def test_d2_yaml_seed_used_unless_sacred_sets_another(tmp_path):
+    yaml = tmp_path / "d2.yaml"
+    yaml.write_text("SEED: 5\n")
+    assert _mirrored(d2_cfg_path=str(yaml)) == (5, os.path.join("outputs", "d2"))
+    with pytest.raises(ConfigError, match=r"from d2_cfg_path .*d2.yaml"):
+        _mirrored(seed=9, d2_cfg_path=str(yaml))

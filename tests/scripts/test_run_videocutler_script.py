@@ -170,3 +170,28 @@ def test_shellcheck_clean():
     exe = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
     r = subprocess.run([exe, SCRIPT], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout
+
+
+def test_upper_case_frame_extension_is_reported_not_queued(setup):
+    """.JPG frames used to be queued silently (the demo's glob is case-sensitive)."""
+    v = setup["frames"] / "v3"
+    for f in sorted(os.listdir(v)):
+        os.rename(v / f, v / f.replace(".jpg", ".JPG"))
+    for args in (["--dry-run"], []):
+        r = _run(setup, *args)
+        assert r.returncode == 2, r.stdout
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and "v3 (3 frames)" in lines[0] and "FRAME_EXT=jpg" in lines[0]
+        assert "[gpu" not in r.stdout and not _calls(setup) and not setup["out"].exists()
+    os.rename(v / "00001.JPG", v / "00001.jpg")  # mixed case: the other-case frames are named
+    r = _run(setup, "--dry-run")
+    assert r.returncode == 2 and "v3 (2 frames)" in r.stderr
+
+
+def test_video_without_frames_is_reported(setup):
+    os.makedirs(setup["frames"] / "v5_empty")
+    r = _run(setup, "--dry-run")
+    assert r.returncode == 2 and "no *.jpg frames" in r.stderr and "v5_empty" in r.stderr
+    (setup["tmp"] / "list.txt").write_text("v0\nmissing_video\n")
+    r = _run(setup, "--dry-run", VIDEO_LIST=str(setup["tmp"] / "list.txt"))
+    assert r.returncode == 2 and "missing_video" in r.stderr

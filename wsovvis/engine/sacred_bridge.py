@@ -18,7 +18,7 @@ from wsovvis.utils.io import atomic_write
 from .runner import is_launcher_main, run_experiment
 from .setup import normalize_config
 
-__all__ = ["MetricsBridge", "prepare_argv", "run_sacred"]
+__all__ = ["MetricsBridge", "observer_dependency_error", "prepare_argv", "run_sacred"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,43 @@ def prepare_argv(argv: List[str]) -> List[str]:
             continue
         out.append(a)
     return out
+
+
+# observer flag -> (module it needs, how to install it)
+_OBSERVER_DEPS = {
+    "-m": ("pymongo", "pip install -e .[mongo]  (or: pip install pymongo)"),
+    "--mongo_db": ("pymongo", "pip install -e .[mongo]  (or: pip install pymongo)"),
+    "-s": ("sqlalchemy", "pip install sqlalchemy"),
+    "--sql": ("sqlalchemy", "pip install sqlalchemy"),
+    "-t": ("tinydb", "pip install tinydb hashfs"),
+    "--tiny_db": ("tinydb", "pip install tinydb hashfs"),
+    "-S": ("boto3", "pip install boto3"),
+    "--s3": ("boto3", "pip install boto3"),
+}
+
+
+def observer_dependency_error(argv: List[str]) -> Optional[str]:
+    """A one-line message when an observer option needs a package that is not installed.
+
+    Sacred imports e.g. ``pymongo`` only when the observer is created and then dies with a
+    traceback; this check runs before anything else.
+
+    Args:
+        argv: the command line (``sys.argv``).
+
+    Returns:
+        None when every requested observer can be created, else the message.
+    """
+    import importlib.util
+
+    for a in argv[1:]:  # options may come before or after ``with``
+        flag = a.split("=", 1)[0] if a.startswith("--") else a
+        if flag in _OBSERVER_DEPS:
+            module, install = _OBSERVER_DEPS[flag]
+            if importlib.util.find_spec(module) is None:
+                return (f"{flag} needs the Python package '{module}', which is not installed: "
+                        f"{install}")
+    return None
 
 
 def _add_artifact(_run, path: str, name: str) -> None:

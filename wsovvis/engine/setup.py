@@ -21,7 +21,8 @@ from wsovvis.config import add_wsovvis_config
 from wsovvis.data.samplers import derive_seed, seed_all
 
 __all__ = [
-    "DEFAULT_CONFIG", "ConfigError", "to_plain", "normalize_config", "build_cfg", "seed_process",
+    "DEFAULT_CONFIG", "MIRRORED_KEYS", "ConfigError", "to_plain", "normalize_config", "build_cfg",
+    "seed_process",
     "setup_process", "uses_cuda",
 ]
 
@@ -46,6 +47,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "dist_timeout_min": 30,  # process-group timeout
     "eval_only": False,  # evaluate MODEL.WEIGHTS (or the last checkpoint with resume) and exit
     "resume": False,  # continue from <output_dir>/last_checkpoint
+    # output_dir / seed set detectron2's OUTPUT_DIR / SEED; left at these defaults, a value from
+    # d2_opts or the d2 YAML is used instead; both given and different is an error
     "output_dir": "",  # "" = outputs/<d2 config name>; independent of the Sacred run id
     "seed": 42,  # cfg.SEED; rank r of the job is seeded from (seed, r)
     "imports": [],  # extra modules imported in every process first (register custom models/data)
@@ -182,12 +185,13 @@ def _check_datasets(cfg: CfgNode, config: Dict[str, Any]) -> None:
             _check_dir(root, f"image root of dataset '{name}'")
 
 
-def _resolve_device(cfg: CfgNode) -> None:
+def _resolve_device(cfg: CfgNode, warn: bool = True) -> None:
     """Validate ``MODEL.DEVICE``; CUDA requested but unavailable -> CPU with a warning.
 
     Decision: a config asking for CUDA on a machine without a usable CUDA runtime falls back to
     CPU instead of failing, so the shipped configs stay usable for CPU smoke runs, evaluation and
-    the demo; the warning (launcher and every rank) names the cause and the fix.
+    the demo; the warning names the cause and the fix. It is printed once, by the validating
+    call (``build_cfg(check=True)`` in the launcher), not again by every training process.
     Processes then run on CPU with the gloo backend and AMP is switched off (CUDA only).
     """
     try:
@@ -197,7 +201,8 @@ def _resolve_device(cfg: CfgNode) -> None:
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"MODEL.DEVICE must be 'cpu' or 'cuda[:N]', got {cfg.MODEL.DEVICE!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        logger.warning(
+        log = logger.warning if warn else logger.debug
+        log(
             f"MODEL.DEVICE={cfg.MODEL.DEVICE!r} but CUDA is not available "
             "(torch.cuda.is_available() is False: CPU-only torch build, no GPU or driver, or "
             "CUDA_VISIBLE_DEVICES hides every GPU). Falling back to MODEL.DEVICE='cpu'; set it "
@@ -205,8 +210,52 @@ def _resolve_device(cfg: CfgNode) -> None:
         )
         cfg.MODEL.DEVICE = "cpu"
     if not uses_cuda(cfg) and cfg.SOLVER.AMP.ENABLED:
-        logger.warning("SOLVER.AMP.ENABLED ignored: AMP runs on CUDA only.")
+        (logger.warning if warn else logger.debug)(
+            "SOLVER.AMP.ENABLED ignored: AMP runs on CUDA only."
+        )
         cfg.SOLVER.AMP.ENABLED = False
+
+
+#: Experiment keys that set a detectron2 key: (experiment key, detectron2 key).
+MIRRORED_KEYS = (("seed", "SEED"), ("output_dir", "OUTPUT_DIR"))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return os.path.normpath(a) == os.path.normpath(b)
+    return a == b
+
+
+def _resolve_mirrored(cfg: CfgNode, config: Dict[str, Any], d2_default: CfgNode,
+                      opt_keys: List[str]) -> None:
+    """Set ``SEED`` / ``OUTPUT_DIR`` from the experiment or from detectron2, by one rule.
+
+    A side counts as set when its value differs from its default (experiment:
+    :data:`DEFAULT_CONFIG`; detectron2: ``get_cfg()``, i.e. ``SEED -1`` and ``./output``).
+    The experiment key wins when only it is set, the detectron2 value (``d2_opts`` or the
+    ``d2_cfg_path`` YAML) when only that is set; neither set gives ``seed`` 42 and
+    ``outputs/<d2 config name>``; both set to different values is an error.
+
+    Raises:
+        ConfigError: both sides set, to different values.
+    """
+    for key, d2_key in MIRRORED_KEYS:
+        ours, theirs = config[key], cfg.get(d2_key)
+        ours_set = not _same(ours, DEFAULT_CONFIG[key])
+        theirs_set = not _same(theirs, d2_default.get(d2_key))
+        if ours_set and theirs_set and not _same(str(ours), str(theirs)):
+            source = "d2_opts" if d2_key in opt_keys else f"d2_cfg_path {config['d2_cfg_path']}"
+            raise ConfigError(
+                f"{key}={ours!r} and {d2_key} {theirs!r} (from {source}) disagree; set only one "
+                f"of them (the detectron2 value is used when {key} is left at its default "
+                f"{DEFAULT_CONFIG[key]!r})"
+            )
+        if ours_set or not theirs_set:
+            value = ours
+            if key == "output_dir" and not ours_set:
+                name = os.path.basename(config["d2_cfg_path"] or "default")
+                value = os.path.join("outputs", os.path.splitext(name)[0])
+            setattr(cfg, d2_key, int(value) if key == "seed" else str(value))
 
 
 def uses_cuda(cfg: CfgNode) -> bool:
@@ -242,7 +291,8 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
         frozen ``CfgNode`` with ``OUTPUT_DIR``, ``SEED`` and the dataset names filled in.
 
     Raises:
-        ConfigError: unknown/invalid setting, missing file, bad detectron2 key, nothing to resume,
+        ConfigError: unknown/invalid setting, missing file, bad detectron2 key, ``seed`` /
+            ``output_dir`` contradicting ``SEED`` / ``OUTPUT_DIR`` of detectron2, nothing to resume,
             unreadable checkpoint (``MODEL.WEIGHTS`` or the one ``resume`` continues from),
             bad process layout (``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``).
     """
@@ -259,22 +309,20 @@ def build_cfg(config: Dict[str, Any], *, check: bool = True) -> CfgNode:
     cfg = get_cfg()
     add_wsovvis_config(cfg)
     cfg.set_new_allowed(False)
+    d2_default = cfg.clone()
     if config["d2_cfg_path"]:
         _check_file(config["d2_cfg_path"], "d2_cfg_path")
         try:
             cfg.merge_from_file(config["d2_cfg_path"])
         except (KeyError, ValueError, AssertionError) as e:
             raise ConfigError(f"Invalid detectron2 config {config['d2_cfg_path']}: {e}") from e
+    opts = [str(o) if i % 2 == 0 else o for i, o in enumerate(_opts_list(config["d2_opts"]))]
     try:
-        cfg.merge_from_list([str(o) if i % 2 == 0 else o
-                             for i, o in enumerate(_opts_list(config["d2_opts"]))])
+        cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError) as e:
         raise ConfigError(f"Invalid d2_opts {config['d2_opts']}: {e}") from e
-    cfg.OUTPUT_DIR = config["output_dir"] or os.path.join(
-        "outputs", os.path.splitext(os.path.basename(config["d2_cfg_path"] or "default"))[0]
-    )
-    cfg.SEED = int(config["seed"])
-    _resolve_device(cfg)
+    _resolve_mirrored(cfg, config, d2_default, opts[::2])
+    _resolve_device(cfg, warn=check)
     _register_data(cfg, data)
     if check:
         world_size = _check_layout(config)

@@ -141,7 +141,9 @@ def _size_of(seg) -> Tuple[int, int]:
     return h, w
 
 
-def check_compressed_counts(strings: Sequence[Union[str, bytes]], sizes) -> Optional[Tuple[int, str]]:
+def check_compressed_counts(
+    strings: Sequence[Union[str, bytes]], sizes
+) -> Optional[Tuple[int, str]]:
     """Find the first corrupt compressed RLE string among many (one vectorised pass).
 
     Args:
@@ -232,7 +234,8 @@ def encode_mask(mask: np.ndarray) -> Dict[str, object]:
 
 
 def encode_masks(masks: np.ndarray) -> List[Dict[str, object]]:
-    """Encode a stack of binary masks (N, H, W) in one C call; returns N compressed RLEs (str counts)."""
+    """Encode a stack of binary masks (N, H, W) in one C call; returns N compressed RLEs (str
+    counts)."""
     masks = np.asarray(masks, dtype=np.uint8)
     if masks.ndim != 3:
         raise ValueError(f"encode_masks expects (N, H, W), got shape {masks.shape}")

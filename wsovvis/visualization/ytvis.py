@@ -95,7 +95,9 @@ def tracks_from_results(
             raise ValueError(f"results[{j}] needs 'video_id' and 'segmentations'")
         score = r.get("score", 0.0)
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise ValueError(f"results[{j}] (video id {r['video_id']}): score {score!r} is not a number")
+            raise ValueError(
+                f"results[{j}] (video id {r['video_id']}): score {score!r} is not a number"
+            )
     order = sorted(range(len(results)), key=lambda j: -results[j].get("score", 0.0))
     out = defaultdict(list)
     for i, j in enumerate(order):
@@ -317,7 +319,8 @@ def visualize_ytvis(
     for video in videos:
         frames = []
         for name in video["file_names"]:
-            path = os.path.join(image_root, *name.replace("\\", "/").split("/"))  # "\\" too (LV-VIS)
+            # LV-VIS file_names may use Windows backslash separators (the loader accepts them)
+            path = os.path.join(image_root, *name.replace("\\", "/").split("/"))
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"frame of video {video['id']} not found: {path}")
             # as the data loader reads frames: EXIF orientation, resized to the annotated size
