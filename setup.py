@@ -1,8 +1,8 @@
 """Build script for wsovvis' optional C extension (everything else is in pyproject.toml).
 
-The YTVIS scorer's kernels (``wsovvis/evaluation/_ytvis_kernels.c``) are plain C against the
-CPython API. The extension is optional: without a compiler the install still succeeds and the
-scorer uses its pure numpy/pycocotools path, which gives the same numbers, only slower.
+The YTVIS scorer's run-length loops (``wsovvis/evaluation/_ytvis_rle.c``, ~190 lines of plain C
+against the CPython API) are optional: without a compiler the install still succeeds and the
+scorer runs the same loops in Python (same numbers, much slower).
 """
 
 from setuptools import Extension, setup
@@ -10,11 +10,9 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "wsovvis.evaluation._ytvis_kernels",
-            sources=["wsovvis/evaluation/_ytvis_kernels.c"],
-            depends=["wsovvis/evaluation/_ytvis_iou.h", "wsovvis/evaluation/_ytvis_accumulate.h"],
-            # no FMA contraction: the float64 arithmetic must be numpy's, operation by operation
-            extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
+            "wsovvis.evaluation._ytvis_rle",
+            sources=["wsovvis/evaluation/_ytvis_rle.c"],
+            extra_compile_args=["-O2", "-std=c99"],
             optional=True,
         )
     ]

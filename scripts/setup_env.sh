@@ -9,8 +9,8 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 cd "$ROOT"
 
-digest="$(cat requirements.txt pyproject.toml setup.py wsovvis/evaluation/_ytvis_kernels.c \
-          wsovvis/evaluation/_ytvis_*.h patches/detectron2/* scripts/install_detectron2.py \
+digest="$(cat requirements.txt pyproject.toml setup.py wsovvis/evaluation/_ytvis_rle.c \
+          patches/detectron2/* scripts/install_detectron2.py \
           scripts/setup_env.sh | sha256sum | cut -c1-16)"
 stamp="$VENV/.wsovvis-env-$digest"
 if [[ -f "$stamp" ]]; then

@@ -7,7 +7,8 @@ Example::
         --results output/inference/results.json --out output/metrics.json
 
 Prints the official 12-line table (plus AP over LV-VIS base / novel categories when the GT
-categories have ``partition``) and optionally writes the metrics as JSON (atomically).
+categories have ``partition``; with ``--class-agnostic``, the class-agnostic AP with the other
+partition's GT tracks ignored) and optionally writes the metrics as JSON (atomically).
 """
 
 import argparse
@@ -34,17 +35,9 @@ def main(argv=None) -> int:
         "--class-agnostic", action="store_true", help="pool all categories (official useCats=0)"
     )
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="forked processes for the videos scored without the compiled kernels (0: none)",
-    )
     args = parser.parse_args(argv)
     try:
-        res = evaluate_ytvis(
-            args.gt, args.results, class_agnostic=args.class_agnostic, num_workers=args.workers
-        )
+        res = evaluate_ytvis(args.gt, args.results, class_agnostic=args.class_agnostic)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from wsovvis.evaluation import evaluate_ytvis
+from wsovvis.evaluation import evaluate_ytvis, format_summary
 from wsovvis.utils.rle import encode_mask
 
 
@@ -72,9 +72,22 @@ def test_missing_keys_and_types():
     with pytest.raises(ValueError, match="results must be a list"):
         evaluate_ytvis(_gt(), {"video_id": 1})
     gt = _gt()
-    del gt["annotations"][0]["areas"]
-    with pytest.raises(ValueError, match=r"annotations\[0\] \(id=1\) has no 'areas'"):
+    del gt["annotations"][0]["segmentations"]
+    with pytest.raises(ValueError, match=r"annotations\[0\] \(id=1\) has no 'segmentations'"):
         evaluate_ytvis(gt, [_det()])
+
+
+def test_gt_without_areas_uses_the_mask_areas():
+    # the dataset loader accepts GT without "areas"; the scorer takes them from the masks
+    gt = _gt()
+    gt["annotations"][0]["segmentations"][1] = gt["annotations"][0]["segmentations"][0]
+    gt["annotations"][0]["areas"] = [4, 4]
+    with_areas = evaluate_ytvis(gt, [_det()])
+    del gt["annotations"][0]["areas"]
+    without = evaluate_ytvis(gt, [_det()])
+    assert np.array_equal(with_areas.precision, without.precision)
+    assert np.array_equal(with_areas.stats, without.stats)
+    assert without.stats[3] == without.stats[0] > 0 and without.stats[4] == -1  # a small track
 
 
 def test_unreadable_json(tmp_path):
@@ -86,6 +99,80 @@ def test_unreadable_json(tmp_path):
         evaluate_ytvis(str(gt), str(bad))
     with pytest.raises(FileNotFoundError, match="results file not found"):
         evaluate_ytvis(str(gt), str(tmp_path / "missing.json"))
+
+
+def test_nan_score_in_a_results_file_names_the_entry(tmp_path):
+    # Python's json.dump writes NaN / Infinity, which are not JSON
+    res, gt = tmp_path / "res.json", tmp_path / "gt.json"
+    gt.write_text(json.dumps(_gt()))
+    for value in (float("nan"), float("inf")):
+        res.write_text(json.dumps([_det(), _det(score=value)]))
+        with pytest.raises(ValueError, match=r"results\[1\] \(video_id=1\): score must be a finite"):
+            evaluate_ytvis(str(gt), str(res))
+
+
+def test_gt_without_annotations_is_an_error():
+    gt = _gt()
+    gt["annotations"] = []
+    with pytest.raises(ValueError, match="no annotations.*nothing to score"):
+        evaluate_ytvis(gt, [_det()])
+    del gt["annotations"]
+    with pytest.raises(ValueError, match="nothing to score"):
+        evaluate_ytvis(gt, [_det()])
+
+
+def _two_category_gt(partitions):
+    gt = _gt()
+    gt["categories"] = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    for c, p in zip(gt["categories"], partitions):
+        if p is not None:
+            c["partition"] = p
+    second = dict(gt["annotations"][0], id=2, category_id=2)
+    gt["annotations"].append(second)
+    return gt
+
+
+def test_string_partitions_work():
+    r = evaluate_ytvis(_two_category_gt(["1", "2"]), [_det()])
+    assert r.base_stats[0] == pytest.approx(1.0) and r.novel_stats[0] == 0.0
+    assert np.array_equal(r.base_stats, evaluate_ytvis(_two_category_gt([1, 2]), [_det()]).base_stats)
+
+
+@pytest.mark.parametrize("partitions, message", [
+    ([0, None], r"categories\[1\] \(id=2\) has no 'partition'"),
+    ([0, "novel"], r"categories\[1\] \(id=2\): 'partition' must be one of"),
+    ([0, 7], r"categories\[1\] \(id=2\): 'partition' must be one of"),
+])
+def test_bad_partitions_name_the_category(partitions, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_ytvis(_two_category_gt(partitions), [_det()])
+
+
+def test_class_agnostic_base_novel_ignores_the_other_partition():
+    gt = _two_category_gt([0, 2])
+    gt["annotations"][1]["segmentations"] = [None, gt["annotations"][0]["segmentations"][0]]
+    gt["annotations"][1]["areas"] = [None, 4]
+    det = _det()  # matches the base track (category 1) only
+    r = evaluate_ytvis(gt, [det], class_agnostic=True)
+    assert r.stats[8] == 0.5  # AR100: one of the two tracks found
+    assert r.base_stats[8] == 1.0 and r.base_stats[0] == pytest.approx(1.0)  # novel ignored
+    assert r.novel_stats[8] == 0.0 and r.novel_stats[0] == 0.0  # base detection ignored, no TP
+
+
+def test_class_agnostic_copy_keeps_the_original_partitions():
+    from wsovvis.pseudo.class_agnostic import make_class_agnostic
+
+    gt = _two_category_gt([0, 2])
+    gt["annotations"][1]["segmentations"] = [None, gt["annotations"][0]["segmentations"][0]]
+    gt["annotations"][1]["areas"] = [None, 4]
+    agnostic = make_class_agnostic(gt)
+    expected = evaluate_ytvis(gt, [_det()], class_agnostic=True)
+    for mode in (False, True):  # the copy has one category; both modes pool everything
+        r = evaluate_ytvis(agnostic, [_det()], class_agnostic=mode)
+        assert np.array_equal(r.stats, expected.stats)
+        assert np.array_equal(r.base_stats, expected.base_stats)
+        assert np.array_equal(r.novel_stats, expected.novel_stats)
+        assert "novel ] = 0.000" in format_summary(r)
 
 
 def test_empty_results_score_zero():

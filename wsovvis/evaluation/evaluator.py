@@ -20,7 +20,7 @@ from detectron2.utils import comm
 from wsovvis.data.datasets.ytvis import ensure_ytvis_metadata
 from wsovvis.utils.io import atomic_write_json
 
-from .ytvis_data import load_ground_truth, load_json_packed_file
+from .ytvis_data import load_ground_truth, read_categories
 from .ytvis_eval import evaluate_ytvis, format_summary
 
 __all__ = ["YTVISEvaluator"]
@@ -32,12 +32,9 @@ def _category_mapping(dataset_name: str, json_file: str) -> Dict[int, int]:
     """Contiguous id -> dataset category id, from the metadata (filled from the JSON if needed)."""
     meta = MetadataCatalog.get(dataset_name)
     if meta.get("thing_dataset_id_to_contiguous_id") is None:
-        # the packing reader leaves the masks undecoded: ~15x faster than a plain JSON parse of an
-        # LV-VIS-sized GT (0.3 s vs 4.5 s for 125 MB), and this runs at every evaluation
-        document, _ = load_json_packed_file(json_file, "ground-truth file")
-        if not isinstance(document, dict):
-            raise ValueError(f"ground-truth file {json_file} is not a JSON object")
-        ensure_ytvis_metadata(dataset_name, document.get("categories", []))
+        # only the categories are built (masks are skipped by the typed parser), and this runs at
+        # every evaluation
+        ensure_ytvis_metadata(dataset_name, read_categories(json_file))
     return {int(v): int(k) for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
 
 
@@ -60,8 +57,7 @@ class YTVISEvaluator(DatasetEvaluator):
             None writes nothing.
         class_agnostic: pool categories (official ``useCats = 0``); None means False.
         distributed: gather predictions from all ranks and evaluate on the main process.
-        num_workers: forked processes for the videos the scorer's numpy/pycocotools path
-            handles (0: none).
+        num_workers: ignored (kept for configs of earlier versions).
     """
 
     def __init__(
@@ -169,7 +165,6 @@ class YTVISEvaluator(DatasetEvaluator):
             self._logger.info(
                 "Saved %d predictions of %d videos to %s", len(results), len(seen), path
             )
-        # read from the files, the scorer packs the masks for its compiled kernels
         gt = load_ground_truth(self._json_file)
         if len(gt.ann_ids) == 0:
             self._logger.warning(

@@ -13,7 +13,6 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .ytvis_match import AREA_LABELS, IOU_THRESHOLDS, MAX_DETS, REC_THRESHOLDS
-from .ytvis_packed import accumulate_kernel
 
 __all__ = ["accumulate", "summarize", "STAT_NAMES", "SUMMARY_SPECS", "format_stat_line"]
 
@@ -98,26 +97,6 @@ def accumulate(
     if with_scores:
         scores[:, aa, kk] = 0.0
     order = np.lexsort((det_rank, det_vpos, -det_score, det_k))
-    kernel = accumulate_kernel()
-    if kernel is not None:  # the same loop, compiled
-        as_u8 = lambda x: np.ascontiguousarray(x[:, :, order]).view(np.uint8)  # noqa: E731
-        kernel(
-            num_k,
-            num_a,
-            num_t,
-            np.ascontiguousarray(det_k[order], dtype=np.int64),
-            np.ascontiguousarray(det_rank[order], dtype=np.int64),
-            np.ascontiguousarray(det_score[order], dtype=np.float64),
-            as_u8(matched),
-            as_u8(ignored),
-            np.ascontiguousarray(npig, dtype=np.int64),
-            np.ascontiguousarray(REC_THRESHOLDS, dtype=np.float64),
-            np.asarray(MAX_DETS, dtype=np.int64),
-            precision,
-            recall,
-            scores,
-        )
-        return _as_official_layout(precision, recall, scores)
     tp_min_all = _min_tp_for_recall(npig)  # [K, A, R]
     for mi, max_det in enumerate(MAX_DETS):
         sel = order[det_rank[order] < max_det]

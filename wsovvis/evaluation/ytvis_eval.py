@@ -2,29 +2,14 @@
 
 Public entry: :func:`evaluate_ytvis` returns a :class:`YTVISEvalResult` (12 stats, per-category
 AP, precision/recall arrays, LV-VIS base/novel stats); :func:`format_summary` prints the official
-12-line table. Phases: load/validate (:mod:`.ytvis_data`), per-video IoU streamed over videos
-(:mod:`.ytvis_iou`, masks of one video at a time), vectorised matching (:mod:`.ytvis_match`),
-accumulate/summarize (:mod:`.ytvis_accumulate`). Only non-empty (video, category) pairs are
-visited. Inputs are never modified.
-
-What makes it fast (every step is exact; the arrays equal the official ones bit for bit):
-
-- Compiled kernels (``_ytvis_kernels.c``, an optional C extension built by ``pip install -e .``;
-  :mod:`.ytvis_packed`): one pass over each memory-mapped JSON file packs every mask into flat
-  tables (``orjson`` then parses only the small rest); one call computes the integer
-  intersections/unions of all same-category pairs of all videos, decoding each mask once, frame
-  by frame; accumulate is the official loop, compiled.
-- Without them (no compiler, in-memory inputs, masks pycocotools would read in an unusual way):
-  GT ``counts`` lists become strings before parsing and are encoded with numpy
-  (:mod:`.ytvis_rle_codec`); one ``pycocotools.mask.iou`` call (crowd mode) per (frame, category)
-  or per video on a wide canvas (:mod:`.ytvis_rle_shift`); vectorised accumulate.
-- Matching and summarize are vectorised over all blocks / categories; only non-empty
-  (video, category) pairs are visited.
-- The cyclic garbage collector is paused during a call (the parsed JSONs hold millions of
-  containers it would otherwise traverse repeatedly).
+12-line table. Phases: load/validate (:mod:`.ytvis_data`: ``msgspec`` keeps the RLE text
+undecoded, :mod:`.ytvis_masks` turns it into run lengths once), video IoU of every same-block
+(detection, GT) pair of all videos at once (:mod:`.ytvis_masks`), vectorised matching
+(:mod:`.ytvis_match`), accumulate/summarize (:mod:`.ytvis_accumulate`). Only non-empty
+(video, category) pairs are visited. Inputs are never modified; every step is exact (the arrays
+equal the official ones bit for bit).
 """
 
-import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
@@ -41,8 +26,8 @@ from .ytvis_accumulate import (
     summarize,
 )
 from .ytvis_data import Detections, GroundTruth, load_detections, load_ground_truth
+from .ytvis_masks import pair_ious
 from .ytvis_match import MAX_DETS, area_outside, match_blocks
-from .ytvis_videos import run_videos
 
 __all__ = ["YTVISEvalResult", "evaluate_ytvis", "format_summary", "STAT_NAMES"]
 
@@ -121,56 +106,31 @@ def evaluate_ytvis(
 
     Args:
         gt: ground-truth JSON path or dict (``videos``, ``categories``, ``annotations`` with
-            ``segmentations`` and ``areas``), or a :class:`GroundTruth` already loaded by
-            :func:`load_ground_truth`. Not modified. Paths are fastest: the masks are packed
-            straight from the file for the compiled kernels.
+            ``segmentations`` and, optionally, ``areas``), or a :class:`GroundTruth` already
+            loaded by :func:`load_ground_truth`. Not modified.
         results: results JSON path or list of ``{"video_id", "score", "category_id",
-            "segmentations": [compressed RLE or null per frame]}``. Not modified. The compiled
-            IoU kernel runs when both inputs come from files.
+            "segmentations": [compressed RLE or null per frame]}``. Not modified.
         class_agnostic: pool categories as the official ``params.useCats = 0``.
         with_scores: also return the official ``scores`` array (same size as ``precision``).
-        num_workers: forked processes for the videos scored by the numpy/pycocotools path
-            (0: none; the compiled kernel scores its videos in one call). Results do not
-            depend on it.
+        num_workers: ignored (kept for callers of earlier versions; the scorer runs in one
+            process).
 
     Returns:
         A :class:`YTVISEvalResult`.
 
     Raises:
         ValueError: malformed input (the message names the entry), result videos not in the GT,
-            result masks of the wrong size or number of frames.
+            result masks of the wrong size or number of frames, a GT without annotations.
     """
-    # the parsed JSONs are millions of container objects that Python's cyclic garbage collector
-    # would traverse again and again while they are built; none of them forms a cycle
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    # the precision array alone is ~120 MB for LV-VIS; numpy's madvise(MADV_HUGEPAGE) on it can
-    # stall for a kernel memory compaction (seen: 0.05-0.3 s for the same call), plain 4 KiB
-    # pages cost a steady ~0.06 s
-    hugepages = _set_madvise_hugepage(False)
-    try:
-        return _evaluate(gt, results, class_agnostic, with_scores, num_workers)
-    finally:
-        _set_madvise_hugepage(hugepages)
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _set_madvise_hugepage(enabled: bool) -> bool:
-    """numpy's huge-page advice for large arrays (returns the previous setting)."""
-    setter = getattr(
-        np._core.multiarray if hasattr(np, "_core") else np.core.multiarray,
-        "_set_madvise_hugepage",
-        None,
-    )
-    return bool(setter(enabled)) if setter is not None else enabled
-
-
-def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEvalResult:
-    """:func:`evaluate_ytvis` with the garbage collector already paused."""
+    del num_workers
     timings = {}
     t0 = time.perf_counter()
     gtd = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    if len(gtd.ann_ids) == 0:
+        raise ValueError(
+            "the ground truth has no annotations (of a listed video and category): nothing to "
+            "score (a test/submission split is scored by its server)"
+        )
     timings["load_gt"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dets = load_detections(results, gtd)
@@ -178,28 +138,20 @@ def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEva
     order, kept, rank = _select_detections(dets, len(gtd.cat_ids), class_agnostic)
     timings["load_results"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    det_k, det_v, det_avg, blocks = run_videos(
-        gtd, dets, order, kept, class_agnostic, num_workers=num_workers
-    )
+    det_k = np.zeros(len(kept), np.int64) if class_agnostic else dets.cat_pos[kept]
+    blocks = _iou_blocks(gtd, dets, kept, det_k, num_k, class_agnostic)
+    det_out = area_outside(dets.masks.mean_areas(kept))
     timings["iou"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gt_ignore = gtd.crowd[None, :] | area_outside(gtd.avg_area)  # [A, NG]
-    det_out = area_outside(det_avg)
-    matched, ignored = match_blocks(blocks, len(kept), gt_ignore, gtd.crowd, det_out)
-    gk = np.zeros(len(gtd.cat_pos), np.int64) if class_agnostic else gtd.cat_pos
-    npig = np.zeros((num_k, gt_ignore.shape[0]), dtype=np.int64)
-    np.add.at(npig, gk, (~gt_ignore).T.astype(np.int64))
+    gt_k = np.zeros(len(gtd.cat_pos), np.int64) if class_agnostic else gtd.cat_pos
+    score = _Scorer(blocks, det_k, dets.video_pos[kept], rank, dets.score[kept], det_out, gtd,
+                    gt_k, num_k, with_scores)
+    precision, recall, scores, num_gt = score(np.zeros(len(gt_k), dtype=bool))
     timings["match"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    precision, recall, scores = accumulate(
-        det_k, det_v, rank, dets.score[kept], matched, ignored, npig, with_scores=with_scores
-    )
     cat_ids = np.array([-1]) if class_agnostic else gtd.cat_ids
-    stats = summarize(precision, recall, npig)
-    base = novel = None
-    splits = None if class_agnostic else split_positions(gtd.partitions)
-    if splits is not None:
-        base, novel = (summarize(precision, recall, npig, k_sel=s) for s in splits)
+    stats = summarize(precision, recall, num_gt)
+    base, novel = _split_stats(gtd, class_agnostic, precision, recall, num_gt, score)
     timings["accumulate"] = time.perf_counter() - t0
     return YTVISEvalResult(
         stats=stats,
@@ -220,6 +172,89 @@ def _evaluate(gt, results, class_agnostic, with_scores, num_workers) -> YTVISEva
             "dropped_unknown_category": dets.num_dropped_unknown_category,
         },
     )
+
+
+def _iou_blocks(gt: GroundTruth, dets: Detections, kept, det_k, num_k: int, class_agnostic: bool):
+    """Matching blocks ``(det_start, num_det, gt_index[G], iou[num_det, G])`` of every
+    (video, category) pair (video in class-agnostic mode) holding detections and GT tracks.
+
+    Kept detections are already in block order; GT tracks of a block are taken in (category,
+    file) order, the official concatenation order.
+    """
+    d_key = dets.video_pos[kept] * num_k + det_k
+    g_order = np.lexsort((np.arange(len(gt.cat_pos)), gt.cat_pos, gt.video_pos))
+    g_k = 0 if class_agnostic else gt.cat_pos[g_order]
+    g_key = gt.video_pos[g_order] * num_k + g_k
+    common = np.intersect1d(d_key, g_key)
+    d_lo, g_lo = np.searchsorted(d_key, common), np.searchsorted(g_key, common)
+    d_n = np.searchsorted(d_key, common, side="right") - d_lo
+    g_n = np.searchsorted(g_key, common, side="right") - g_lo
+    sizes = d_n * g_n  # each block's pairs, detection-major
+    block = np.repeat(np.arange(len(common)), sizes)
+    local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    pair_d = d_lo[block] + local // g_n[block]
+    pair_g = g_lo[block] + local % g_n[block]
+    iou = pair_ious(dets.masks, gt.masks, kept[pair_d], g_order[pair_g])
+    starts = np.cumsum(sizes) - sizes
+    return [
+        (d0, nd, g_order[g0 : g0 + ng], iou[s : s + nd * ng].reshape(nd, ng))
+        for d0, nd, g0, ng, s in zip(
+            d_lo.tolist(), d_n.tolist(), g_lo.tolist(), g_n.tolist(), starts.tolist()
+        )
+    ]
+
+
+@dataclass
+class _Scorer:
+    """Matching + accumulate of the kept detections, for a given set of extra-ignored GT."""
+
+    blocks: list
+    det_k: np.ndarray
+    det_video: np.ndarray
+    rank: np.ndarray
+    score: np.ndarray
+    det_out: np.ndarray
+    gt: GroundTruth
+    gt_k: np.ndarray
+    num_k: int
+    with_scores: bool
+
+    def __call__(self, extra_ignore: np.ndarray):
+        """``(precision, recall, scores, num_gt)``; ``num_gt``: int [K, A] non-ignored GT."""
+        gt_ignore = self.gt.crowd[None, :] | area_outside(self.gt.avg_area) | extra_ignore[None]
+        matched, ignored = match_blocks(
+            self.blocks, len(self.det_k), gt_ignore, self.gt.crowd, self.det_out
+        )
+        num_gt = np.zeros((self.num_k, gt_ignore.shape[0]), dtype=np.int64)
+        np.add.at(num_gt, self.gt_k, (~gt_ignore).T.astype(np.int64))
+        precision, recall, scores = accumulate(
+            self.det_k, self.det_video, self.rank, self.score, matched, ignored, num_gt,
+            with_scores=self.with_scores,
+        )
+        return precision, recall, scores, num_gt
+
+
+def _split_stats(gt: GroundTruth, class_agnostic, precision, recall, num_gt, score: _Scorer):
+    """LV-VIS base / novel stats, or ``(None, None)`` without partitions.
+
+    Per category: the means over base ({0, 1}) / novel ({2, 3}) categories (LV-VIS). Class-
+    agnostic (or a class-agnostic copy of the GT, whose tracks keep their original category's
+    partition): the class-agnostic evaluation with the GT tracks of the other partition ignored,
+    as GT outside an area range is (detections matched to them are neither TP nor FP).
+    """
+    if not class_agnostic and gt.partitions is not None and gt.track_partition is None:
+        base, novel = split_positions(gt.partitions)
+        return (summarize(precision, recall, num_gt, k_sel=s) for s in (base, novel))
+    part = gt.track_partition
+    if part is None and gt.partitions is not None:
+        part = gt.partitions[gt.cat_pos]
+    if part is None:
+        return None, None
+    out = []
+    for split in ([0, 1], [2, 3]):
+        p, r, _, n = score(~np.isin(part, split))
+        out.append(summarize(p, r, n))
+    return out
 
 
 def format_summary(result: YTVISEvalResult) -> str:

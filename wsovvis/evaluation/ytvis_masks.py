@@ -1,0 +1,400 @@
+"""Per-frame masks as run lengths, and the official video IoU of (detection, GT) pairs.
+
+Every RLE ``counts`` value (compressed string or uncompressed list, still JSON text) is turned into
+run lengths once (:func:`build_masks`); polygons are rasterised by pycocotools. The video IoU of a
+pair is the official one (youtubevos/cocoapi ``YTVOSeval.computeIoU``): over ``zip(d, g)`` frames,
+a frame where both are present adds the areas pycocotools' ``merge`` gives for the intersection
+and the union (nothing when their sizes differ), a frame where one is present adds its area to the
+union; ``IoU = I / U``, or 0 when ``U == 0``. Areas are integers, so the sums are exact and one
+float64 division is made per pair, as the official code does.
+
+The two loops over run lengths are compiled (``_ytvis_rle.c``, built by ``pip install -e .``);
+without a compiler the same loops run in Python (same numbers, much slower).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import msgspec
+import numpy as np
+import orjson
+
+try:
+    from . import _ytvis_rle as _kernel
+except ImportError:  # pragma: no cover - no C compiler at install time
+    _kernel = None
+
+__all__ = ["Masks", "build_masks", "pair_ious", "corrupt_mask_message", "kernel_available"]
+
+logger = logging.getLogger(__name__)
+
+
+def kernel_available() -> bool:
+    """Whether the compiled run-length loops (``_ytvis_rle``) are built."""
+    return _kernel is not None
+
+
+@dataclass
+class Masks:
+    """The frames of N tracks.
+
+    Attributes:
+        track_start: int64 [N + 1], track ``i`` owns frame rows ``track_start[i]:[i + 1]``.
+        present: bool [F], the frame has a mask (null, ``[]`` and ``{}`` are absent).
+        h, w: int64 [F], the mask size (-1 when absent).
+        area: int64 [F], pixels in the mask (0 when absent).
+        box: int64 [F, 4], foreground box x0, x1, y0, y1 (end-exclusive; zeros when empty).
+        exact: bool [F], no zero run after the first and fewer than 2**31 pixels: pycocotools'
+            merge of two such frames gives the plain intersection and union.
+        runs: uint32 run lengths; row ``f`` owns ``runs[run_start[f]:run_start[f + 1]]``.
+    """
+
+    track_start: np.ndarray
+    present: np.ndarray
+    h: np.ndarray
+    w: np.ndarray
+    area: np.ndarray
+    box: np.ndarray
+    exact: np.ndarray
+    runs: np.ndarray
+    run_start: np.ndarray
+
+    def num_frames(self, tracks: np.ndarray) -> np.ndarray:
+        """Number of frames of each track in ``tracks``."""
+        return self.track_start[tracks + 1] - self.track_start[tracks]
+
+    def mean_areas(self, tracks: np.ndarray) -> np.ndarray:
+        """Mean non-zero frame area of each track (0 when none), as the official ``loadRes``."""
+        nf = self.num_frames(tracks)
+        rows = np.repeat(self.track_start[tracks], nf) + _ranges(nf)
+        owner = np.repeat(np.arange(len(tracks)), nf)
+        total = np.bincount(owner, weights=self.area[rows], minlength=len(tracks))
+        count = np.bincount(owner, weights=self.area[rows] > 0, minlength=len(tracks))
+        out = np.zeros(len(tracks))
+        np.divide(total, count, out=out, where=count > 0)
+        return out
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(n) for n in lengths])``."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def corrupt_mask_message(what: str, video_id: int, t: int, h: int, w: int) -> str:
+    """The error for a mask whose run lengths do not sum to ``h * w``."""
+    return (
+        f"{what} (video_id={video_id}) frame {t}: the RLE run lengths do not sum to "
+        f"height x width = {h} x {w} (a corrupt mask)"
+    )
+
+
+def _decode_py(fragment: bytes, allow_lists: bool):
+    """Python version of the kernel's ``decode`` for one fragment: (runs, status)."""
+    try:
+        value = orjson.loads(fragment)
+    except orjson.JSONDecodeError:
+        return [], 1
+    if isinstance(value, list) and not allow_lists:
+        return [], 3
+    if isinstance(value, list):
+        ok = all(type(x) is int and 0 <= x < 2**32 for x in value) and value
+        return (value, 0) if ok else ([], 1)
+    if not isinstance(value, str):
+        return [], 1
+    runs, p, s = [], 0, value.encode("latin-1", "replace")
+    while p < len(s):
+        x = k = 0
+        more = 1
+        while more:
+            if p >= len(s) or k > 6 or not 48 <= s[p] <= 111:
+                return [], 1
+            c = s[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = c & 0x20
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x -= 1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x % 2**32)
+    return runs, 0
+
+
+_DECODED = (np.uint32, np.int64, np.int8, np.int64)
+
+
+def _unpack(out):
+    runs, starts, status, stats = (np.frombuffer(b, d) for b, d in zip(out, _DECODED))
+    return [runs, starts, status, stats.reshape(-1, 7)]
+
+
+def _decode(fragments: List[bytes], heights: np.ndarray, allow_lists: bool):
+    """Run lengths of JSON ``counts`` fragments.
+
+    Returns:
+        ``(runs uint32, starts int64 [n + 1], status int8, stats int64 [n, 7])``, see
+        ``_ytvis_rle.c``: status 1 marks a fragment that is not a valid RLE, 3 a list while
+        ``allow_lists`` is False; stats: total, area, foreground box x0, x1, y0, y1 (for masks
+        of ``heights`` rows), whether a run after the first is 0.
+    """
+    if _kernel is None:
+        return _decode_py_all(fragments, heights, allow_lists)
+    heights = np.ascontiguousarray(heights, dtype=np.int64)
+    out = _unpack(_kernel.decode(fragments, heights, allow_lists))
+    retry = np.nonzero(out[2] == 2)[0]  # JSON escapes other than \\ and \/: re-serialise
+    if len(retry) == 0:
+        return out
+    fragments = list(fragments)
+    for i in retry.tolist():
+        try:
+            fragments[i] = orjson.dumps(orjson.loads(bytes(fragments[i])))
+        except orjson.JSONDecodeError:
+            fragments[i] = b"!"
+    out = _unpack(_kernel.decode(fragments, heights, allow_lists))
+    out[2] = np.where(out[2] == 2, 1, out[2])
+    return out
+
+
+def _decode_py_all(fragments, heights, allow_lists):
+    decoded = [_decode_py(bytes(f), allow_lists) for f in fragments]
+    lengths = np.array([len(r) for r, _ in decoded], dtype=np.int64)
+    runs = np.fromiter((x for r, _ in decoded for x in r), np.uint32, int(lengths.sum()))
+    status = np.array([s for _, s in decoded], np.int8)
+    stats = np.zeros((len(decoded), 7), np.int64)
+    for i, ((r, _), h) in enumerate(zip(decoded, heights.tolist())):
+        h, ends = max(h, 1), np.cumsum(r, dtype=np.int64)
+        fg = [k for k in range(1, len(r), 2) if r[k]]
+        first = ends[fg] - np.array(r, np.int64)[fg]  # first and last pixel of each fg run
+        last = ends[fg] - 1
+        multi = first // h != last // h
+        box = (
+            (int((first // h).min()), int((last // h).max()) + 1,
+             0 if multi.any() else int((first % h).min()),
+             h if multi.any() else int((last % h).max()) + 1)
+            if fg else (0, 0, 0, 0)
+        )
+        stats[i] = (sum(r), sum(r[1::2])) + box + (0 in r[1:],)
+    return runs, np.concatenate([[0], np.cumsum(lengths)]), status, stats
+
+
+def _polygon_fragment(polygons, h: int, w: int) -> bytes:
+    """A polygon frame as the JSON text of its compressed RLE (``YTVOS.annToRLE``)."""
+    import pycocotools.mask as mask_util  # only polygons need it (saves its import time)
+
+    counts = mask_util.merge(mask_util.frPyObjects(polygons, h, w))["counts"]
+    return b'"' + counts.replace(b"\\", b"\\\\") + b'"'
+
+
+def build_masks(
+    tracks: Sequence[Sequence],
+    names: Sequence[str],
+    video_ids: np.ndarray,
+    video_hw: np.ndarray,
+    gt: bool,
+) -> Masks:
+    """Decode the frames of all tracks.
+
+    Args:
+        tracks: per track, its ``segmentations`` as parsed by :mod:`.ytvis_data` (null, an RLE
+            struct with ``size`` and raw ``counts``, or a polygon list).
+        names: per track, the entry for error messages (``"results[3]"``).
+        video_ids, video_hw: per track, its video id and ``(height, width)`` (-1: unknown).
+        gt: ground truth (uncompressed lists and polygons allowed) or results (compressed RLE of
+            the video's size or null only).
+
+    Returns:
+        The :class:`Masks`.
+
+    Raises:
+        ValueError: an unsupported or corrupt frame, naming the entry, video and frame.
+    """
+    lengths = np.fromiter((len(s) for s in tracks), np.int64, len(tracks))
+    track_start = np.concatenate([[0], np.cumsum(lengths)])
+    frames = [f for seq in tracks for f in seq]
+    rows = [j for j, f in enumerate(frames) if f is not None and f.__class__ is not list]
+    polygon_rows = [j for j, f in enumerate(frames) if f.__class__ is list and f]
+    track_of = np.repeat(np.arange(len(tracks)), lengths)
+
+    def where(j):  # (entry name, video id, frame) of frame row j
+        i = int(track_of[j])
+        return names[i], int(video_ids[i]), int(j - track_start[i])
+
+    hws = np.full((len(frames), 2), -1, dtype=np.int64)
+    try:
+        hws[rows] = np.array([frames[j].size for j in rows], dtype=np.int64).reshape(-1, 2)
+        sizes_ok = bool((hws[rows] >= 0).all())
+    except (TypeError, ValueError):
+        sizes_ok = False
+    if not sizes_ok:  # find the first bad size; "{}" frames are absent (falsy), as officially
+        rows = [j for j in rows if _check_size(frames[j], *where(j), gt)]
+        hws[rows] = np.array([frames[j].size for j in rows], dtype=np.int64).reshape(-1, 2)
+    fragments = [frames[j].counts for j in rows]
+    if polygon_rows:
+        if not gt:
+            _bad_frame(*where(polygon_rows[0]), frames[polygon_rows[0]], gt, "")
+        hws[polygon_rows] = video_hw[track_of[polygon_rows]]
+        for j in polygon_rows:
+            if hws[j, 0] < 0:
+                _bad_frame(*where(j), frames[j], gt, "polygons need the video's height/width")
+            fragments.append(_polygon_fragment(frames[j], int(hws[j, 0]), int(hws[j, 1])))
+        rows = rows + polygon_rows
+        order = np.argsort(rows, kind="stable")  # runs are laid out in frame-row order
+        rows, fragments = [rows[k] for k in order], [fragments[k] for k in order]
+    runs, starts, status, stats = _decode(fragments, hws[rows, 0], allow_lists=gt)
+    total = stats[:, 0]
+    rows = np.array(rows, dtype=np.int64)
+    for j in np.nonzero(status != 0)[0][:1].tolist():
+        if status[j] == 3:
+            _bad_frame(*where(rows[j]), frames[rows[j]], gt, "")
+        name, vid, t = where(rows[j])
+        raise ValueError(
+            f"{name} (video_id={vid}) frame {t}: 'counts' is not a valid RLE: "
+            f"{bytes(fragments[j])[:60]!r}"
+        )
+    h, w = hws[rows, 0], hws[rows, 1]
+    if not gt:  # results must be at the video's size (officially their IoU silently becomes 0)
+        vhw = video_hw[track_of[rows]]
+        for j in np.nonzero((vhw[:, 0] >= 0) & ((h != vhw[:, 0]) | (w != vhw[:, 1])))[0][:1].tolist():
+            name, vid, t = where(rows[j])
+            raise ValueError(
+                f"{name} (video_id={vid}) frame {t}: RLE size {[int(h[j]), int(w[j])]} differs "
+                f"from the video size {vhw[j].tolist()}"
+            )
+    for j in np.nonzero(total != h * w)[0][:1].tolist():
+        raise ValueError(corrupt_mask_message(*where(rows[j]), int(h[j]), int(w[j])))
+    nf = len(frames)
+    present = np.zeros(nf, dtype=bool)
+    present[rows] = True
+    area = np.zeros(nf, dtype=np.int64)
+    area[rows] = stats[:, 1] % 2**32  # rleArea sums in uint32
+    box = np.zeros((nf, 4), dtype=np.int64)
+    box[rows] = stats[:, 2:6]
+    exact = np.zeros(nf, dtype=bool)  # rleMerge's union is the plain union here
+    exact[rows] = (stats[:, 6] == 0) & (total < 2**31)
+    run_start = np.zeros(nf + 1, dtype=np.int64)
+    run_start[rows + 1] = np.diff(starts)
+    return Masks(
+        track_start=track_start,
+        present=present,
+        h=hws[:, 0],
+        w=hws[:, 1],
+        area=area,
+        box=box,
+        exact=exact,
+        runs=runs,
+        run_start=np.cumsum(run_start),
+    )
+
+
+def _check_size(frame, name, video_id, t, gt) -> bool:
+    """False for an absent ``{}`` frame; raises for a frame without a valid ``size``."""
+    size = frame.size
+    if size is msgspec.UNSET and not memoryview(frame.counts):
+        return False
+    if type(size) is not tuple or not all(v >= 0 for v in size):
+        _bad_frame(name, video_id, t, frame, gt, "needs 'size' [h, w] and 'counts'")
+    return True
+
+
+def _bad_frame(name, video_id, t, frame, gt, why):
+    kind = "an RLE dict {'size', 'counts'}, polygons" if gt else "a compressed RLE dict {'size', 'counts': str}"
+    if not isinstance(frame, list):
+        frame = {"size": frame.size, "counts": bytes(frame.counts)[:40].decode("ascii", "replace")}
+    raise ValueError(
+        f"{name} (video_id={video_id}) frame {t}: expected {kind} or null, got {frame!r:.80}"
+        + (f" ({why})" if why else "")
+    )
+
+
+def _merge_py(a: np.ndarray, b: np.ndarray):
+    """Python version of the kernel's ``merge_areas`` loop for one pair (pycocotools rleMerge)."""
+    a, b = a.tolist() or [0], b.tolist() or [0]
+    ca, cb, ia, ib, va, vb, ct, inter, union = a[0], b[0], 1, 1, 0, 0, 1, 0, 0
+    while ct > 0:
+        c = min(ca, cb)
+        inter += c if va and vb else 0
+        union += c if va or vb else 0
+        ca -= c
+        if not ca and ia < len(a):
+            ca, ia, va = a[ia], ia + 1, not va
+        cb -= c
+        if not cb and ib < len(b):
+            cb, ib, vb = b[ib], ib + 1, not vb
+        ct = (ca + cb) % 2**32
+        if c == 0 and ((ca == 0 and ia >= len(a)) or (cb == 0 and ib >= len(b))):
+            break
+    return inter % 2**32, union % 2**32
+
+
+def _merge_areas(dm: Masks, gm: Masks, fd: np.ndarray, fg: np.ndarray, lo, hi):
+    """pycocotools' merge areas ``(inter, union)`` of frame pairs; union -1 where ``lo >= 0``."""
+    if _kernel is not None:
+        as64 = lambda a: np.ascontiguousarray(a, np.int64)  # noqa: E731
+        inter, union = _kernel.merge_areas(
+            dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fd), as64(fg), as64(lo), as64(hi)
+        )
+        return np.frombuffer(inter, np.int64), np.frombuffer(union, np.int64)
+    out = [
+        _merge_py(dm.runs[dm.run_start[x] : dm.run_start[x + 1]], gm.runs[gm.run_start[y] : gm.run_start[y + 1]])
+        for x, y in zip(fd.tolist(), fg.tolist())
+    ]
+    arr = np.array(out, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Official video IoU of detection track ``d[k]`` and GT track ``g[k]``, where it can be
+    >= 0.5 (the lowest IoU threshold); 0 where it is certainly below 1/3.
+
+    Matching only compares IoUs with thresholds >= 0.5, so pairs whose IoU bound is below 1/3
+    need no mask merge: with I <= bound (per frame: the smaller area and the overlap of the
+    foreground boxes) and U = |d| + |g| - I, 4 * bound < |d| + |g| gives IoU < 1/3.
+
+    Args:
+        dm, gm: detection and GT masks.
+        d, g: int64 [P] track indices.
+
+    Returns:
+        float64 [P].
+    """
+    common = np.minimum(dm.num_frames(d), gm.num_frames(g))  # zip() truncation
+    pair = np.repeat(np.arange(len(d)), common)
+    t = _ranges(common)
+    fd = dm.track_start[d][pair] + t
+    fg = gm.track_start[g][pair] + t
+    both = dm.present[fd] & gm.present[fg]
+    same = both & (dm.h[fd] == gm.h[fg]) & (dm.w[fd] == gm.w[fg])
+    a_d, a_g = dm.area[fd], gm.area[fg]
+    # foreground box overlap; disjoint masks: |d & g| = 0 and |d | g| = |d| + |g|
+    bd, bg = dm.box[fd], gm.box[fg]
+    ov_x = np.minimum(bd[:, 1], bg[:, 1]) - np.maximum(bd[:, 0], bg[:, 0])
+    ov_y = np.minimum(bd[:, 3], bg[:, 3]) - np.maximum(bd[:, 2], bg[:, 2])
+    overlap = np.maximum(ov_x, 0) * np.maximum(ov_y, 0)
+    exact = dm.exact[fd] & gm.exact[fg] & (same | ~both)
+    apart = same & exact & (overlap == 0)
+    bound = np.where(same, np.minimum(np.minimum(a_d, a_g), overlap), 0)
+    n = len(d)
+
+    def per_pair(sel, values):  # sums of integers < 2**53: exact in float64
+        return np.bincount(pair[sel], weights=values, minlength=n).astype(np.float64)
+
+    every = np.ones(len(pair), dtype=bool)
+    skip = (4 * per_pair(every, bound) < per_pair(every, a_d + a_g)) & (
+        per_pair(every, ~exact) == 0
+    )
+    merge = same & ~apart & ~skip[pair]
+    # exact frames: only the columns both foreground boxes span can hold common pixels
+    fdm, fgm = fd[merge], fg[merge]
+    h = dm.h[fdm]
+    lo = np.where(exact[merge], np.maximum(bd[merge, 0], bg[merge, 0]) * h, -1)
+    hi = np.minimum(bd[merge, 1], bg[merge, 1]) * h
+    inter, union = _merge_areas(dm, gm, fdm, fgm, lo, hi)
+    union = np.where(union < 0, dm.area[fdm] + gm.area[fgm] - inter, union)
+    one = ~both | apart  # at most one mask present, or disjoint: the areas add to the union
+    i_sum = per_pair(merge, inter)
+    u_sum = per_pair(merge, union) + per_pair(one, a_d[one] + a_g[one])
+    iou = np.zeros(n)
+    np.divide(i_sum, u_sum, out=iou, where=(u_sum > 0) & ~skip)
+    return iou
