@@ -73,3 +73,23 @@ def test_valid_uncompressed_and_compressed_still_load(tmp_path):
         dicts = _load(tmp_path, seg)
         obj = [o for o in dicts[0]["annotations"][1] if o["id"] == 22][0]
         assert mask_util.area({"size": [H, W], "counts": obj["segmentation"]["counts"]}) == 20
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("height", 0, "height 0"),
+        ("width", -64, "width -64"),
+        ("height", "48", "height '48'"),
+        ("file_names", ["v/0.jpg", None, "v/2.jpg"], "file_names that are not paths"),
+    ],
+)
+def test_bad_video_record_named(tmp_path, key, value, message):
+    data = _json(None)
+    data["videos"][0][key] = value
+    (tmp_path / "imgs").mkdir()
+    path = tmp_path / "tubes.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message) as exc:
+        load_ytvis_json(str(path), str(tmp_path / "imgs"))
+    assert "tubes.json" in str(exc.value) and "video id 5" in str(exc.value)

@@ -201,6 +201,16 @@ def _video_record(video, image_root, json_file):
         )
     if length < 1:
         raise ValueError(f"{json_file}: video id {vid} has no frames")
+    for key in ("height", "width"):
+        value = video[key]
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral or value < 1:
+            raise ValueError(f"{json_file}: video id {vid} has {key} {value!r} (a positive int)")
+    bad = [f for f in names if not isinstance(f, str) or not f]
+    if bad:
+        raise ValueError(
+            f"{json_file}: video id {vid} has file_names that are not paths: {bad[:3]}"
+        )
     files = [os.path.abspath(os.path.join(image_root, f.replace("\\", "/"))) for f in names]
     return {
         "file_names": [f.replace(os.sep, "/") for f in files],
