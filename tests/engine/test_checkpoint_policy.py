@@ -175,3 +175,26 @@ def test_two_process_eval_reports_the_worker_fit_error(agnostic_dataset, tmp_pat
     config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
     with pytest.raises(CheckpointError, match=r"(?s)^Checkpoint .*MODEL.VIDEOMT.NUM_CLASSES 4 "):
         run_experiment(config)
+
+
+def test_imagenet_style_pkl_initialises_the_backbone_only(tmp_path):
+    """A detectron2 model-zoo style .pkl (numpy arrays, matching heuristics) is read with the
+    restricted unpickler; its backbone tensors load, the rest is listed as re-initialised."""
+    import pickle
+
+    model, cfg = _seqformer(RESNET)
+    prefix = "backbone.body."
+    backbone = {k[len(prefix):]: v.numpy() for k, v in model.state_dict().items()
+                if k.startswith(prefix)}
+    path = tmp_path / "R-18.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": backbone, "__author__": "torchvision",
+                     "matching_heuristics": True}, f)
+    fresh, _ = _seqformer(RESNET)
+    ckpt = VideoCheckpointer(fresh, cfg=cfg, mode="init")
+    ckpt.load(str(path))
+    rep = ckpt.last_report
+    assert sorted(rep.loaded) == sorted(prefix + k for k in backbone)
+    assert rep.reinitialized and not any(k.startswith(prefix) for k in rep.reinitialized)
+    with pytest.raises(CheckpointError, match="evaluation needs every model tensor"):
+        VideoCheckpointer(fresh, cfg=cfg, mode="eval").load(str(path))

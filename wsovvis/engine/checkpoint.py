@@ -168,12 +168,9 @@ class VideoCheckpointer(DetectionCheckpointer):
         model = self.model
         sd = checkpoint["model"]
         self._convert_ndarray_to_tensor(sd)
-        if checkpoint.get("matching_heuristics", False):
-            own = model.state_dict()
-            before = dict(own)
-            align_and_update_state_dicts(
-                own, sd, c2_conversion=checkpoint.get("__author__") == "Caffe2")
-            sd = {k: v for k, v in own.items() if v is not before[k]}  # what matched
+        if checkpoint.get("matching_heuristics", False):  # model-zoo .pkl: names by heuristics
+            sd = align_and_update_state_dicts(
+                model.state_dict(), sd, c2_conversion=checkpoint.get("__author__") == "Caffe2")
         _strip_prefix_if_present(sd, "module.")
         try:
             sd, conv = convert_to_wsovvis(sd)
