@@ -17,6 +17,17 @@ TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_si
             pretrain_img_size=64, drop_path_rate=0.0)
 
 
+def _original_relative_position_index(ws):
+    """The original Swin ``WindowAttention.relative_position_index`` formula."""
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij"))
+    flat = coords.flatten(1)
+    rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += ws - 1
+    rel[:, :, 1] += ws - 1
+    rel[:, :, 0] *= 2 * ws - 1
+    return rel.sum(-1)
+
+
 def _original_swin_state_dict(c=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), ws=4, seed=0):
     """A state dict laid out like the original / Mask2Former / VNext ``D2SwinTransformer``
     (written from the key list of those files, not from this module)."""
@@ -34,7 +45,7 @@ def _original_swin_state_dict(c=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), ws=
             sd.update({
                 p + "norm1.weight": 1 + r(dim) * 0.1, p + "norm1.bias": r(dim) * 0.1,
                 p + "attn.relative_position_bias_table": r((2 * ws - 1) ** 2, h),
-                p + "attn.relative_position_index": torch.zeros(ws * ws, ws * ws).long(),
+                p + "attn.relative_position_index": _original_relative_position_index(ws),
                 p + "attn.qkv.weight": r(3 * dim, dim) * 0.2, p + "attn.qkv.bias": r(3 * dim),
                 p + "attn.proj.weight": r(dim, dim) * 0.2, p + "attn.proj.bias": r(dim),
                 p + "norm2.weight": 1 + r(dim) * 0.1, p + "norm2.bias": r(dim) * 0.1,
@@ -68,9 +79,9 @@ def test_loads_vnext_full_model_and_mask2former_pkl(tmp_path):
     b = _swin(weights=str(tmp_path / "m2f.pkl"))
     for model in (a, b):
         own = model.state_dict()
+        assert sorted(own) == sorted(sd)  # same key set as the original layout
         for k, v in sd.items():
-            if "relative_position_index" not in k:
-                assert torch.equal(own[k], v), k
+            assert torch.equal(own[k], v), k
     # the merging that ends stage 0 in the file runs between res2 and res3 here
     assert a.layers[0].downsample.reduction.weight.shape == (32, 64)
     x = torch.randn(1, 3, 64, 96)
@@ -86,6 +97,11 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
     torch.save(sd, tmp_path / "y.pth")
     with pytest.raises(ValueError, match="does not fit the MODEL.SWIN architecture"):
         _swin(weights=str(tmp_path / "y.pth"))
+    sd = _original_swin_state_dict()
+    sd["layers.1.blocks.0.attn.relative_position_index"] = torch.zeros(16, 16).long()
+    torch.save(sd, tmp_path / "z.pth")
+    with pytest.raises(ValueError, match="not the Swin relative position index"):
+        _swin(weights=str(tmp_path / "z.pth"))
     with pytest.raises(FileNotFoundError, match="MODEL.SWIN.WEIGHTS"):
         _swin(weights=str(tmp_path / "missing.pth"))
 
@@ -143,9 +159,8 @@ def test_output_shapes_and_registry():
         "res2": 4, "res3": 8, "res4": 16, "res5": 32}
 
 
-def test_convert_swin_checkpoint_drops_buffers_and_other_modules():
-    sd = {"backbone.layers.0.blocks.0.attn.relative_position_index": torch.zeros(1),
-          "backbone.layers.0.blocks.1.attn_mask": torch.zeros(1),
+def test_convert_swin_checkpoint_drops_attn_masks_and_other_modules():
+    sd = {"backbone.layers.0.blocks.1.attn_mask": torch.zeros(1),
           "backbone.norm0.weight": np.ones(2, np.float32),
           "backbone.patch_embed.proj.bias": torch.ones(2), "sem_seg_head.x": torch.ones(1)}
     out = convert_swin_checkpoint(sd)

@@ -17,9 +17,11 @@ original Swin / VNext / Mask2Former                    here (same key)
 Two behaviours of timm's blocks are changed to the original ones: windows always have the
 configured size and every odd block is shifted (timm ``always_partition``), and maps not divisible
 by the window are zero-padded *before* the cyclic shift with the shift mask computed on the padded
-map (timm shifts first, then pads, which gives other windows on such maps). The persistent
-``relative_position_index`` / ``attn_mask`` buffers of original checkpoints are not parameters and
-are dropped by :func:`convert_swin_checkpoint`. ``QK_SCALE`` (not in timm) must be null and ``APE``
+map (timm shifts first, then pads, which gives other windows on such maps). Each block's
+``attn.relative_position_index`` is a persistent buffer, as in the original, so the key sets of
+VNext / Mask2Former files and of this module are the same; a loaded index must equal the computed
+one. ``attn_mask`` buffers (classification Swin files) are dropped by
+:func:`convert_swin_checkpoint`. ``QK_SCALE`` (not in timm) must be null and ``APE``
 (absolute position embedding) false, as in every VNext / Mask2Former Swin config.
 """
 import logging
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 _NAMES = ("res2", "res3", "res4", "res5")
 _PREFIXES = ("detr.detr.backbone.0.backbone.", "detr.backbone.0.backbone.", "backbone.0.backbone.",
              "backbone.body.", "backbone.")
-_BUFFERS = re.compile(r"(relative_position_index|attn_mask)$")
+_BUFFERS = re.compile(r"attn_mask$")
 
 
 def _attn_pad_then_shift(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +65,17 @@ def _attn_pad_then_shift(self, x: torch.Tensor) -> torch.Tensor:
     if shift:
         x = torch.roll(x, shifts=self.shift_size, dims=(1, 2))
     return x[:, :h, :w, :].contiguous()
+
+
+def _check_relative_position_index(module, state_dict, prefix, *args):
+    """Load hook: a checkpoint's ``relative_position_index`` must be the original Swin index."""
+    own = module.state_dict()
+    for key in [k for k in state_dict if k.startswith(prefix) and
+                k.endswith("attn.relative_position_index")]:
+        mine = own.get(key[len(prefix):])
+        if mine is not None and not torch.equal(torch.as_tensor(state_dict[key]).long(), mine):
+            raise ValueError(f"{key} in the checkpoint is not the Swin relative position index "
+                             f"of this model ({tuple(mine.shape)}; another WINDOW_SIZE?)")
 
 
 class _SwinLayer(nn.Module):
@@ -188,6 +201,10 @@ class D2SwinTransformer(Backbone):
         for layer in self.layers:
             for blk in layer.blocks:
                 blk._attn = types.MethodType(_attn_pad_then_shift, blk)
+                index = blk.attn.relative_position_index
+                del blk.attn.relative_position_index
+                blk.attn.register_buffer("relative_position_index", index, persistent=True)
+        self.register_load_state_dict_pre_hook(_check_relative_position_index)
         self.pos_drop = nn.Dropout(drop_rate)
         self.num_features = [int(embed_dim * 2 ** i) for i in range(4)]
         self._out_features = list(out_features)
