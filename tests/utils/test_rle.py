@@ -173,3 +173,13 @@ def test_batch_check_names_index_and_size_mismatch():
     with pytest.raises(CorruptRLEError, match="polygon"):
         decode_segmentation([[0, 0, 1, float("nan"), 2, 2]], 3, 4)
     assert MAX_RLE_PIXELS == 2**24
+
+
+def test_encode_masks_areas_boxes_equals_checked_helpers():
+    from wsovvis.utils.rle import encode_masks_areas_boxes
+
+    rles, areas, boxes = encode_masks_areas_boxes(_masks())
+    assert rles == encode_masks(_masks())
+    assert areas == [rle_area(r) for r in rles] == [12, 2, 0]
+    assert boxes == rle_bboxes(rles)
+    assert encode_masks_areas_boxes(np.zeros((0, 3, 4), np.uint8)) == ([], [], [])

@@ -3,7 +3,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from wsovvis.utils.rle import encode_masks, rle_area, rle_bbox
+from wsovvis.utils.rle import encode_masks_areas_boxes
 
 __all__ = ["TubeBuilder", "tubes_to_results"]
 
@@ -53,10 +53,9 @@ class TubeBuilder:
         # encoder then needs neither a dtype cast nor a Fortran copy of the N masks.
         id_t = np.ascontiguousarray(id_map.T)
         masks = (id_t[None, :, :] == ids[:, None, None]).view(np.uint8).transpose(0, 2, 1)
-        for k, rle in zip(ids.tolist(), encode_masks(masks)):
-            area = rle_area(rle)
+        for k, rle, area, box in zip(ids.tolist(), *encode_masks_areas_boxes(masks)):
             if area:  # ids absent from this frame give empty RLEs
-                self._frames.setdefault(k, {})[t] = (rle, area, rle_bbox(rle))
+                self._frames.setdefault(k, {})[t] = (rle, area, box)
 
     @property
     def num_instances(self) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "compressed_counts_totals",
     "encode_mask",
     "encode_masks",
+    "encode_masks_areas_boxes",
     "to_compressed_rle",
     "decode_segmentation",
     "rle_area",
@@ -233,9 +234,8 @@ def encode_mask(mask: np.ndarray) -> Dict[str, object]:
     return rle
 
 
-def encode_masks(masks: np.ndarray) -> List[Dict[str, object]]:
-    """Encode a stack of binary masks (N, H, W) in one C call; returns N compressed RLEs (str
-    counts)."""
+def _encode_bytes(masks: np.ndarray) -> List[Dict[str, object]]:
+    """pycocotools RLEs (counts bytes) of (N, H, W) masks, in one C call."""
     masks = np.asarray(masks, dtype=np.uint8)
     if masks.ndim != 3:
         raise ValueError(f"encode_masks expects (N, H, W), got shape {masks.shape}")
@@ -244,10 +244,40 @@ def encode_masks(masks: np.ndarray) -> List[Dict[str, object]]:
                          "pycocotools' encoder (>= 2**24 pixels)")
     if masks.shape[0] == 0:
         return []
-    rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
+    return mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
+
+
+def encode_masks(masks: np.ndarray) -> List[Dict[str, object]]:
+    """Encode a stack of binary masks (N, H, W) in one C call.
+
+    Returns:
+        N compressed RLEs with ``counts`` as str.
+    """
+    rles = _encode_bytes(masks)
     for r in rles:
         r["counts"] = r["counts"].decode("ascii")
     return rles
+
+
+def encode_masks_areas_boxes(
+    masks: np.ndarray,
+) -> Tuple[List[Dict[str, object]], List[int], List[List[float]]]:
+    """:func:`encode_masks` plus each mask's area and XYWH box, in three pycocotools calls.
+
+    The RLEs come straight from the encoder, so (unlike :func:`rle_area` / :func:`rle_bbox` on
+    RLEs read from files) they are not checked again.
+
+    Returns:
+        ``(rles, areas, boxes)``: compressed RLEs (str counts), int areas, float XYWH boxes.
+    """
+    rles = _encode_bytes(masks)
+    if not rles:
+        return [], [], []
+    areas = [int(a) for a in mask_util.area(rles)]
+    boxes = [[float(v) for v in box] for box in mask_util.toBbox(rles).tolist()]
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return rles, areas, boxes
 
 
 def rle_size(seg) -> Optional[List[int]]:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from wsovvis.pseudo.png_io import mask_name_for_frame
 from wsovvis.pseudo.render import save_id_png
 from wsovvis.utils.io import atomic_write_json
-from wsovvis.utils.rle import areas_and_bboxes, encode_masks
+from wsovvis.utils.rle import encode_masks_areas_boxes
 
 from .pseudo_noise import PseudoNoiseConfig, make_pseudo_label_maps
 from .render import CATEGORIES, render_video, sample_objects
@@ -77,9 +77,10 @@ def _video_annotations(visible, objects, video_id, next_ann_id, t, h, w):
         present = visible[k].reshape(t, -1).any(axis=1)
         if not present.any():
             continue  # never visible (fully occluded or off-frame): not an object of this video
-        rles = encode_masks(visible[k])
+        rles, all_areas, all_boxes = encode_masks_areas_boxes(visible[k])
         segs = [r if p else None for r, p in zip(rles, present)]
-        areas, bboxes = areas_and_bboxes(segs)
+        areas = [a if p else None for a, p in zip(all_areas, present)]
+        bboxes = [b if p else None for b, p in zip(all_boxes, present)]
         anns.append(
             {
                 "id": next_ann_id + len(anns),
