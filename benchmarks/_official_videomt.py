@@ -95,6 +95,40 @@ def _no_pretrained_download():
         timm.create_model = create
 
 
+@contextlib.contextmanager
+def _random_hf_dinov3(vit):
+    if vit is None:
+        yield
+        return
+    import transformers
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    blk = vit.blocks[0]
+    config = DINOv3ViTConfig(
+        hidden_size=vit.embed_dim,
+        num_hidden_layers=len(vit.blocks),
+        num_attention_heads=blk.attn.num_heads,
+        intermediate_size=blk.mlp.fc1.out_features,
+        num_register_tokens=vit.reg_token.shape[1],
+        patch_size=16,
+        rope_theta=100.0,
+        query_bias=True,
+        key_bias=False,
+        value_bias=True,
+        layer_norm_eps=blk.norm1.eps,
+    )
+    original = transformers.AutoModel.from_pretrained
+
+    def from_config(*args, **kwargs):
+        return DINOv3ViTModel(config)
+
+    transformers.AutoModel.from_pretrained = from_config
+    try:
+        yield
+    finally:
+        transformers.AutoModel.from_pretrained = original
+
+
 def build_official_backbone(
     path: str,
     *,
@@ -104,8 +138,14 @@ def build_official_backbone(
     num_queries: int,
     segmenter_blocks: Sequence[int],
     norm_queries: bool = False,
+    dinov3_like=None,
 ):
     """The official ``VidEoMT_CLASS`` network with random weights (load a state dict into it).
+
+    For DINOv3 (``"v3"`` in ``model_name``) the official code calls
+    ``transformers.AutoModel.from_pretrained(model_name)``; here that returns a random Hugging
+    Face ``DINOv3ViTModel`` with the architecture of ``dinov3_like`` (the wsovvis timm Eva), so no
+    download happens and tiny test trunks work too.
 
     Args:
         path: checkout of tue-mps/videomt.
@@ -115,6 +155,7 @@ def build_official_backbone(
         num_queries: Q.
         segmenter_blocks: indices of the query blocks.
         norm_queries: ``NORM_QUERIES``.
+        dinov3_like: DINOv3 only: the wsovvis trunk whose architecture the HF model copies.
 
     Returns:
         The official module; call it as ``net(images (1, 3, H, W), resume=bool)``.
@@ -127,7 +168,7 @@ def build_official_backbone(
     if cls is None:
         raise OfficialUnavailable(f"{mod.__file__} has no VidEoMT_CLASS (unsupported version)")
     try:
-        with _no_pretrained_download():
+        with _no_pretrained_download(), _random_hf_dinov3(dinov3_like):
             return cls(
                 img_size=img_size,
                 num_classes=num_classes,

@@ -248,6 +248,18 @@ def main(argv=None):
         compare_official(args, c, model, net, ours_step, inputs, timer, autocast, frames)
 
 
+def official_state_dict(model, model_name):
+    """The wsovvis network's tensors in the official names (DINOv3: HF trunk names)."""
+    from wsovvis.modeling.videomt.dinov3 import dinov3_wsovvis_to_official
+    from wsovvis.modeling.videomt.vit import is_dinov3
+
+    sd = model.backbone.state_dict()
+    if not is_dinov3(model_name):
+        return sd
+    sd = dinov3_wsovvis_to_official({"backbone." + k: v for k, v in sd.items()})
+    return {k[len("backbone.") :]: v for k, v in sd.items()}
+
+
 def compare_official(args, c, model, net, ours_step, inputs, timer, autocast, frames):
     """Time the official backbone (same weights) interleaved with ours; check the outputs; time
     upstream's full VIS test path (``official_style_vis``) on the pipeline frames."""
@@ -259,6 +271,9 @@ def compare_official(args, c, model, net, ours_step, inputs, timer, autocast, fr
         official_style_vis,
     )
 
+    from wsovvis.modeling.videomt.vit import is_dinov3
+
+    vit = model.backbone.encoder.backbone
     try:
         official = build_official_backbone(
             args.official,
@@ -268,8 +283,9 @@ def compare_official(args, c, model, net, ours_step, inputs, timer, autocast, fr
             num_queries=c.NUM_QUERIES,
             segmenter_blocks=c.SEGMENTER_BLOCKS,
             norm_queries=c.NORM_QUERIES,
+            dinov3_like=vit if is_dinov3(c.MODEL_NAME) else None,
         )
-        official.load_state_dict(model.backbone.state_dict(), strict=True)
+        official.load_state_dict(official_state_dict(model, c.MODEL_NAME), strict=True)
     except (OfficialUnavailable, RuntimeError) as e:
         print(f"official       : skipped -- {e}")
         return

@@ -64,7 +64,7 @@ def _add_videomt_config(cfg):
     """VidEoMT meta-architecture (read by ``wsovvis.modeling.meta_arch.videomt``)."""
     cfg.MODEL.VIDEOMT = CN()
     _C = cfg.MODEL.VIDEOMT
-    _C.MODEL_NAME = "vit_small_patch14_reg4_dinov2"  # timm ViT id, or "custom" (EMBED_DIM/DEPTH/...)
+    _C.MODEL_NAME = "vit_small_patch14_reg4_dinov2"  # timm ViT id (DINOv2, or DINOv3 *_dinov3_qkvb), or "custom"/"custom_dinov3" (EMBED_DIM/DEPTH/...)
     _C.IMG_SIZE = 640  # reference pos_embed grid = IMG_SIZE/PATCH_SIZE (inputs may be any size)
     _C.PATCH_SIZE = 16  # ViT patch size (DINOv2's 14 is resampled to 16, as upstream)
     _C.SEGMENTER_BLOCKS = [9, 10, 11]  # ViT blocks that also process the queries (L: [20..23])
@@ -75,7 +75,8 @@ def _add_videomt_config(cfg):
     _C.NUM_HEADS = 0  # "custom" ViT only: attention heads
     _C.NUM_REG_TOKENS = 4  # "custom" ViT only: register tokens (DINOv2-reg4 layout)
     _C.DROP_PATH_RATE = 0.0  # stochastic depth of the ViT (0 upstream)
-    _C.VIT_WEIGHTS = ""  # optional DINOv2 (official or timm) ViT weights loaded at build time
+    _C.VIT_WEIGHTS = ""  # optional DINOv2/DINOv3 (official, HF or timm) ViT weights loaded at build time
+    _C.ROPE_RESCALE = 2.0  # DINOv3 only: RoPE coordinate rescale augmentation in training (HF DINOv3 pos_embed_rescale; 0 = off)
     _C.ALLOW_RANDOM_INIT = False  # training may start with a random ViT (no VIT_WEIGHTS, not in MODEL.WEIGHTS)
     _C.NORM_QUERIES = False  # LayerNorm queries before propagation/aux heads (upstream VPS/VSS)
     _C.CLASS_WEIGHT = 2.0  # cross-entropy loss / matching cost weight

@@ -36,8 +36,12 @@ def tiny_model(seed=0, layer_scale=1.0, **videomt):
     if layer_scale is not None:
         with torch.no_grad():
             for blk in model.backbone.encoder.backbone.blocks:
-                blk.ls1.gamma.fill_(layer_scale)
-                blk.ls2.gamma.fill_(layer_scale)
+                if hasattr(blk, "ls1"):  # timm VisionTransformer (DINOv2)
+                    blk.ls1.gamma.fill_(layer_scale)
+                    blk.ls2.gamma.fill_(layer_scale)
+                else:  # timm Eva (DINOv3)
+                    blk.gamma_1.fill_(layer_scale)
+                    blk.gamma_2.fill_(layer_scale)
     return model
 
 

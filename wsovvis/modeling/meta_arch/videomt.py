@@ -39,7 +39,8 @@ from wsovvis.modeling.set_prediction import (
 )
 from wsovvis.modeling.videomt.inference import VideoStream
 from wsovvis.modeling.videomt.network import VidEoMTNetwork
-from wsovvis.modeling.videomt.vit import ViTEncoder, build_vit
+from wsovvis.modeling.videomt.dinov3 import load_dinov3_weights
+from wsovvis.modeling.videomt.vit import ViTEncoder, build_vit, is_dinov3
 
 __all__ = ["WSVidEoMT"]
 
@@ -106,8 +107,11 @@ class WSVidEoMT(nn.Module):
             num_heads=c.NUM_HEADS,
             num_reg_tokens=c.NUM_REG_TOKENS,
             drop_path_rate=c.DROP_PATH_RATE,
+            rope_rescale=c.ROPE_RESCALE,
         )
-        if c.VIT_WEIGHTS:
+        if c.VIT_WEIGHTS and is_dinov3(c.MODEL_NAME):
+            load_dinov3_weights(vit, c.VIT_WEIGHTS)
+        elif c.VIT_WEIGHTS:
             load_dinov2_weights(vit, c.VIT_WEIGHTS, c.MODEL_NAME, "MODEL.VIDEOMT.VIT_WEIGHTS")
         network = VidEoMTNetwork(
             ViTEncoder(vit), c.SEGMENTER_BLOCKS, c.NUM_QUERIES, c.NUM_CLASSES, c.NORM_QUERIES

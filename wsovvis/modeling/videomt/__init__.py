@@ -8,6 +8,7 @@ from .checkpoint import (
     load_videomt_checkpoint,
     read_checkpoint,
 )
+from .dinov3 import OfficialDinov3VidEoMTFormat, dinov3_official_to_wsovvis
 from .inference import OnlineVISAccumulator, VideoStream
 from .network import VidEoMTNetwork
 from .scale_block import ScaleBlock
@@ -19,6 +20,8 @@ __all__ = [
     "ScaleBlock",
     "build_vit",
     "OnlineVISAccumulator",
+    "OfficialDinov3VidEoMTFormat",
+    "dinov3_official_to_wsovvis",
     "VideoStream",
     "convert_videomt_checkpoint",
     "infer_img_size",

@@ -2,7 +2,8 @@
 propagated from frame to frame (Norouzi et al., "VidEoMT", CVPR 2026; built on EoMT).
 
 Token order in the query blocks is ``[queries, CLS, registers, patches]``; queries carry no
-positional embedding and attention is never masked. Frame 0 starts from the learned queries
+positional embedding (DINOv2: none added; DINOv3: RoPE rotates the patch tokens only) and
+attention is never masked. Frame 0 starts from the learned queries
 ``q.weight``; frame t >= 1 from ``query_updater(Q_out[t-1]) + q.weight`` where ``Q_out`` are the
 un-normalised last-block query tokens. Gradients flow through the propagation.
 
@@ -53,6 +54,7 @@ class VidEoMTNetwork(nn.Module):
             )
         dim = encoder.embed_dim
         self.encoder = encoder
+        encoder.add_query_prefix(encoder.backbone.blocks[blocks[0] :], num_queries)
         self.first_query_block = blocks[0]
         self.num_blocks = len(blocks)
         self.num_queries = num_queries
@@ -150,8 +152,10 @@ class VidEoMTNetwork(nn.Module):
             raise ValueError(f"num_aux={num_aux} > {self.num_blocks} segmenter blocks")
         blocks = self.encoder.backbone.blocks
         x, h_g, w_g = self.encoder.embed(images)
+        rope = self.encoder.rope(h_g, w_g)
+        kw = {} if rope is None else {"rope": rope}  # DINOv3: RoPE on the patch tokens
         for blk in blocks[: self.first_query_block]:
-            x = blk(x)
+            x = blk(x, **kw)
         bsz = x.shape[0] // num_frames
         x = x.reshape(bsz, num_frames, *x.shape[1:])
         queries = self.initial_queries(bsz) if memory is None else memory
@@ -164,7 +168,7 @@ class VidEoMTNetwork(nn.Module):
                     aux[j].append(
                         self.predict(self.final_norm(z) if self.norm_queries else z, (h_g, w_g))
                     )
-                z = blk(z)
+                z = blk(z, **kw)
             outs.append(z)
             queries = self.propagate(z)
         # stack clip-major: (B, T, N, C) -> (B * T, N, C)

@@ -1,25 +1,55 @@
 """timm ViT trunk of VidEoMT and its patch/positional embedding step.
 
-The module tree mirrors the official checkpoints: ``encoder.backbone`` is a plain timm
-``VisionTransformer`` (DINOv2-reg layout: class token, register tokens, ``no_embed_class``
-absolute position embedding, layer scale), created with ``pretrained=False`` — real weights come
-from a checkpoint file.
+The module tree mirrors the official checkpoints: ``encoder.backbone`` is a timm ViT created
+with ``pretrained=False`` (real weights come from a checkpoint file):
+
+* DINOv2 (``vit_*_patch14_reg4_dinov2``, ``"custom"``): a ``VisionTransformer`` with class and
+  register tokens and a ``no_embed_class`` learned absolute position embedding, resampled to the
+  input grid;
+* DINOv3 (``vit_*_patch16_dinov3_qkvb``, ``"custom_dinov3"``): a timm ``Eva`` with the DINOv3
+  rotary position embedding (RoPE, period base 100, patch-centre coordinates normalised to
+  [-1, 1] per axis) applied to the patch tokens only, no absolute position embedding, q/v biases
+  (the k bias is a zero buffer, as DINOv3's). Official DINOv3 checkpoints (Hugging Face DINOv3
+  layout) are renamed on load by :mod:`wsovvis.modeling.videomt.dinov3`.
 """
 
 import logging
 from typing import Tuple
 
+from functools import partial
+from typing import Optional, Union
+
 import timm
 import torch
-from timm.layers import resample_abs_pos_embed
+from timm.layers import RotaryEmbeddingDinoV3, resample_abs_pos_embed
+from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-__all__ = ["ViTEncoder", "build_vit"]
+__all__ = ["ViTEncoder", "build_vit", "is_dinov3"]
 
 logger = logging.getLogger(__name__)
 
 CUSTOM_VIT = "custom"
+CUSTOM_DINOV3 = "custom_dinov3"
+DINOV3_ROPE_BASE = 100.0
+
+
+def is_dinov3(model_name: str) -> bool:
+    """True for DINOv3 (RoPE) trunks: timm ``*dinov3*`` ids and ``"custom_dinov3"``."""
+    return "dinov3" in model_name
+
+
+def _dinov3_rope(vit: Eva, rescale_coords: float) -> None:
+    """Give ``vit`` the DINOv3 RoPE, with the training-time coordinate rescaling of the
+    official DINOv3 config (``pos_embed_rescale``; 0 = none; inactive in eval mode)."""
+    head_dim = vit.embed_dim // vit.blocks[0].attn.num_heads
+    vit.rope = RotaryEmbeddingDinoV3(
+        dim=head_dim,
+        temperature=DINOV3_ROPE_BASE,
+        rotate_half=True,
+        rescale_coords=rescale_coords or None,
+    )
 
 
 def build_vit(
@@ -32,13 +62,15 @@ def build_vit(
     num_heads: int = 0,
     num_reg_tokens: int = 4,
     drop_path_rate: float = 0.0,
-) -> VisionTransformer:
+    rope_rescale: float = 0.0,
+) -> Union[VisionTransformer, Eva]:
     """Create the ViT (random weights) with a dynamic input size.
 
     Args:
-        model_name: a timm model id (e.g. ``vit_large_patch14_reg4_dinov2``), or ``"custom"`` to
-            build a DINOv2-reg-style ViT from ``embed_dim``/``depth``/``num_heads`` (tests, tiny
-            models).
+        model_name: a timm model id (``vit_large_patch14_reg4_dinov2``,
+            ``vit_large_patch16_dinov3_qkvb``, ...), or ``"custom"`` / ``"custom_dinov3"`` to
+            build a DINOv2-reg / DINOv3-style ViT from ``embed_dim``/``depth``/``num_heads``
+            (tests, tiny models).
         img_size: reference image size; ``pos_embed`` covers ``(img_size / patch_size)^2``.
         patch_size: patch size (16 in VidEoMT, whatever the pretrained model used).
         embed_dim: custom ViT width.
@@ -46,11 +78,49 @@ def build_vit(
         num_heads: custom ViT heads.
         num_reg_tokens: custom ViT register tokens.
         drop_path_rate: stochastic depth rate.
+        rope_rescale: DINOv3 only: RoPE coordinate rescaling augmentation in training (official
+            DINOv3 config: 2.0; 0 disables it).
 
     Returns:
-        A timm ``VisionTransformer`` without classification head.
+        A timm ``VisionTransformer`` (DINOv2) or ``Eva`` (DINOv3) without classification head.
     """
     common = dict(img_size=img_size, patch_size=patch_size, num_classes=0, dynamic_img_size=True)
+    if is_dinov3(model_name):
+        if patch_size != 16:
+            raise ValueError(f"DINOv3 ViTs have patch size 16, got PATCH_SIZE={patch_size}")
+        if model_name == CUSTOM_DINOV3:
+            if min(embed_dim, depth, num_heads) <= 0:
+                raise ValueError("a custom DINOv3 ViT needs EMBED_DIM, DEPTH and NUM_HEADS > 0")
+            vit = Eva(
+                embed_dim=embed_dim,
+                depth=depth,
+                num_heads=num_heads,
+                qkv_bias=True,
+                init_values=1e-5,
+                use_rot_pos_emb=True,
+                use_abs_pos_emb=False,
+                rope_type="dinov3",
+                rope_temperature=DINOV3_ROPE_BASE,
+                rope_rotate_half=True,
+                num_reg_tokens=num_reg_tokens,
+                use_fc_norm=False,
+                norm_layer=partial(nn.LayerNorm, eps=1e-5),
+                drop_path_rate=drop_path_rate,
+                **common,
+            )
+        else:
+            vit = timm.create_model(
+                model_name, pretrained=False, drop_path_rate=drop_path_rate, **common
+            )
+        if not isinstance(vit, Eva) or vit.pos_embed is not None or vit.rope is None:
+            raise TypeError(f"{model_name} is not a timm DINOv3 (RoPE Eva) ViT")
+        if vit.blocks[0].attn.qkv is None or vit.blocks[0].attn.q_bias is None:
+            raise ValueError(
+                f"{model_name}: VidEoMT's DINOv3 has q/v biases; use the '_qkvb' timm variant "
+                f"(e.g. vit_large_patch16_dinov3_qkvb)"
+            )
+        _dinov3_rope(vit, rope_rescale)
+        return vit
     if model_name == CUSTOM_VIT:
         if min(embed_dim, depth, num_heads) <= 0:
             raise ValueError("a custom ViT needs EMBED_DIM, DEPTH and NUM_HEADS > 0")
@@ -80,12 +150,34 @@ class ViTEncoder(nn.Module):
     """Holds the ViT as ``self.backbone`` (checkpoint keys ``encoder.backbone.*``).
 
     Args:
-        vit: the timm VisionTransformer from :func:`build_vit`.
+        vit: the timm VisionTransformer or DINOv3 Eva from :func:`build_vit`.
     """
 
-    def __init__(self, vit: VisionTransformer):
+    def __init__(self, vit: Union[VisionTransformer, Eva]):
         super().__init__()
         self.backbone = vit
+
+    @property
+    def uses_rope(self) -> bool:
+        """True for a RoPE (DINOv3) trunk: its blocks take ``rope=`` (see :meth:`rope`)."""
+        return getattr(self.backbone, "rope", None) is not None
+
+    def rope(self, h_g: int, w_g: int) -> Optional[torch.Tensor]:
+        """The rotary embedding of an ``h_g x w_g`` patch grid (None without RoPE).
+
+        In training mode the DINOv3 coordinate augmentation (if configured) draws a new scale
+        per call, shared by all frames and blocks of the call.
+        """
+        if not self.uses_rope:
+            return None
+        return self.backbone.rope.get_embed(shape=(h_g, w_g))
+
+    def add_query_prefix(self, blocks, num_queries: int) -> None:
+        """Tell RoPE attention in ``blocks`` that ``num_queries`` query tokens precede the
+        class/register tokens (RoPE rotates the patch tokens only; queries get none)."""
+        if self.uses_rope:
+            for blk in blocks:
+                blk.attn.num_prefix_tokens = num_queries + self.num_prefix_tokens
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -99,9 +191,10 @@ class ViTEncoder(nn.Module):
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, int, int]:
         """Patch-embed ``images`` and add the resampled absolute position embedding.
 
-        The learned ``pos_embed`` (reference grid ``IMG_SIZE / patch``) is resampled bicubically
-        (antialiased) to the actual grid; with ``no_embed_class`` it is added to the patch tokens
-        only and ``[CLS, reg...]`` are prepended afterwards.
+        DINOv2: the learned ``pos_embed`` (reference grid ``IMG_SIZE / patch``) is resampled
+        bicubically (antialiased) to the actual grid; with ``no_embed_class`` it is added to the
+        patch tokens only and ``[CLS, reg...]`` are prepended afterwards. DINOv3: no absolute
+        embedding (RoPE is applied in attention, :meth:`rope`).
 
         Args:
             images: (N, 3, H, W) normalised RGB, H and W multiples of the patch size.
@@ -112,6 +205,11 @@ class ViTEncoder(nn.Module):
         vit = self.backbone
         x = vit.patch_embed(images)  # (N, H_g, W_g, C) with dynamic_img_size
         n, h_g, w_g, c = x.shape
+        x = x.reshape(n, h_g * w_g, c)
+        if vit.pos_embed is None:  # DINOv3: RoPE in the blocks, no absolute embedding
+            prefix = [vit.cls_token.expand(n, -1, -1), vit.reg_token.expand(n, -1, -1)]
+            x = torch.cat(prefix + [x], dim=1)
+            return vit.norm_pre(vit.pos_drop(x)), h_g, w_g  # patch dropout is off (None)
         num_prefix = 0 if vit.no_embed_class else vit.num_prefix_tokens
         pos = resample_abs_pos_embed(
             vit.pos_embed,
@@ -119,7 +217,6 @@ class ViTEncoder(nn.Module):
             old_size=vit.patch_embed.grid_size,
             num_prefix_tokens=num_prefix,
         )
-        x = x.reshape(n, h_g * w_g, c)
         prefix = []
         if vit.cls_token is not None:
             prefix.append(vit.cls_token.expand(n, -1, -1))
