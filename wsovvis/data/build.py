@@ -11,14 +11,14 @@ import torch
 import torch.utils.data as torchdata
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog
-from detectron2.data.build import trivial_batch_collator
+from detectron2.data.build import trivial_batch_collator, worker_init_reset_seed
 from detectron2.data.common import DatasetFromList, MapDataset
 from detectron2.data.samplers import InferenceSampler
 from detectron2.utils import comm
 
 from .dataset_mapper import YTVISClipMapper
 from .datasets.builtin import register_all_builtin
-from .samplers import PositionSeededDataset, ResumableTrainingSampler, derive_seed, seed_all
+from .samplers import PositionSeededDataset, ResumableTrainingSampler, derive_seed
 
 __all__ = [
     "get_video_dataset_dicts",
@@ -65,7 +65,7 @@ def get_video_dataset_dicts(names: Sequence[str], filter_empty: bool = True) -> 
 
 
 def _mapped_dataset(dataset, mapper) -> MapDataset:
-    """Wrap a list of video dicts (serialised once, shared by workers) or a dataset in ``mapper``."""
+    """Wrap a list of video dicts (serialised once, shared by workers) or a dataset in a mapper."""
     if isinstance(dataset, list):
         dataset = DatasetFromList(dataset, copy=False, serialize=True)
     return MapDataset(dataset, mapper)
@@ -121,15 +121,6 @@ def _train_loader_from_config(cfg, mapper=None, *, dataset=None, seed=None, star
     }
 
 
-def _collate(batch: List) -> List:
-    return batch
-
-
-def _worker_init(worker_id: int) -> None:
-    # Items re-seed themselves; this only keeps workers from sharing torch's default state.
-    seed_all(torch.initial_seed() % 2**31)
-
-
 @configurable(from_config=_train_loader_from_config)
 def build_video_train_loader(
     dataset, mapper, *, seed, total_batch_size, start_iter=0, num_workers=0
@@ -177,8 +168,9 @@ def build_video_train_loader(
         PositionSeededDataset(dataset, mapper, seed),
         batch_sampler=torchdata.BatchSampler(sampler, total_batch_size // world, drop_last=True),
         num_workers=num_workers,
-        collate_fn=_collate,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
+        collate_fn=trivial_batch_collator,
+        # items seed themselves; this only keeps workers from sharing one global RNG state
+        worker_init_fn=worker_init_reset_seed if num_workers > 0 else None,
         generator=base_seed_rng,
     )
 
