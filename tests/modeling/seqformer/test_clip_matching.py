@@ -165,3 +165,18 @@ def test_clip_matching_on_a_longer_video_gives_full_tracks():
     assert len(out["pred_scores"]) == len(out["pred_segmentations"]) > 0
     for seg in out["pred_segmentations"]:
         assert len(seg) == 9 and all(list(r["size"]) == [105, 150] for r in seg)
+
+
+def test_tracker_state_stays_bounded_over_a_long_video():
+    """Only frames a later clip still covers are kept as logits; saved clips are capped."""
+    t, length = 60, 3
+    tr = _tracker(t)
+    tr.saved = type(tr.saved)(maxlen=length)
+    windows = clip_windows(t, length, 1)
+    for k, (s, e) in enumerate(windows):
+        logits = torch.stack([torch.stack([_box(12, 12, 2, 2)] * (e - s))])
+        tr.add_clip(range(s, e), torch.tensor([[0.6, 0.1]]), logits)
+        tr.finalize(windows[k + 1][0] if k + 1 < len(windows) else t)
+        assert len(tr.open) <= length - 1 and len(tr.saved) <= length
+    probs, tracks = tr.result()
+    assert len(tracks) == 1 and len(tracks[0]) == t  # one object, one track over 58 clips
