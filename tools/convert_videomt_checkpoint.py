@@ -7,6 +7,9 @@ Example::
     python tools/convert_videomt_checkpoint.py \\
         --config-file configs/videomt/VidEoMT-ViT-S-LVVIS-pseudo.yaml \\
         --input yt_2019_vit_small_52.8.pth --output videomt_vits_init.pth
+
+``--to hf`` writes a Hugging Face checkpoint folder instead (``config.json`` +
+``model.safetensors`` for transformers' ``VideomtForUniversalSegmentation``; DINOv2 only).
 """
 
 import argparse
@@ -23,7 +26,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config-file", required=True, help="wsovvis WSVidEoMT config")
     parser.add_argument("--input", required=True, help="official .pth ({'model': sd} or raw sd)")
-    parser.add_argument("--output", required=True, help="output .pth")
+    parser.add_argument("--output", required=True, help="output .pth (--to hf: a folder)")
+    parser.add_argument("--to", choices=["wsovvis", "hf"], default="wsovvis",
+                        help="output format: wsovvis .pth (default) or Hugging Face folder")
     parser.add_argument(
         "--trust-checkpoint", action="append", default=[], metavar="FILE",
         help="unpickle FILE in full even if it holds objects outside the checkpoint allow-list "
@@ -36,6 +41,13 @@ def main(argv=None):
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     try:
+        if args.to == "hf":
+            from wsovvis.modeling.videomt.hf_checkpoint import convert_checkpoint_to_hf
+
+            info = convert_checkpoint_to_hf(cfg, args.input, args.output, args.trust_checkpoint)
+            print(f"wrote {args.output}: IMG_SIZE={info['img_size']}, "
+                  f"NUM_CLASSES={info['num_classes']} (Hugging Face VidEoMT)")
+            return info
         info = convert_videomt_checkpoint(cfg, args.input, args.output, args.trust_checkpoint)
     except (OSError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -25,6 +25,7 @@ from fvcore.common.checkpoint import Checkpointer, _strip_prefix_if_present
 
 from wsovvis.checkpoint import assess_fit, convert_to_wsovvis, external_weight_prefixes
 from wsovvis.checkpoint import random_backbone_error
+from wsovvis.modeling.videomt.hf_checkpoint import hf_weights_file, read_safetensors
 from wsovvis.utils.io import (
     UntrustedCheckpointError,
     atomic_write,
@@ -113,6 +114,10 @@ class VideoCheckpointer(DetectionCheckpointer):
         self._load_mode = mode or self.mode
         self._source = path
         self.last_report = None
+        try:  # a Hugging Face VidEoMT folder / hub id -> its model.safetensors
+            path = hf_weights_file(path) or path
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
         if path and not os.path.isfile(path) and "://" in path:
             path = self._download(path)
         return super().load(path, checkpointables=checkpointables)
@@ -129,6 +134,11 @@ class VideoCheckpointer(DetectionCheckpointer):
             ) from None
 
     def _load_file(self, filename: str):
+        if filename.endswith(".safetensors"):  # no pickle: safe by construction
+            try:
+                return {"model": read_safetensors(filename)}
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
         try:
             if filename.endswith(".pkl"):
                 loaded = pickle_load_restricted(filename, self.trusted)

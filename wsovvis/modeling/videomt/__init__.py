@@ -9,6 +9,7 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .dinov3 import OfficialDinov3VidEoMTFormat, dinov3_official_to_wsovvis
+from .hf_checkpoint import HFVidEoMTFormat, convert_checkpoint_to_hf, export_hf_checkpoint
 from .inference import OnlineVISAccumulator, VideoStream
 from .network import VidEoMTNetwork
 from .scale_block import ScaleBlock
@@ -21,6 +22,9 @@ __all__ = [
     "build_vit",
     "OnlineVISAccumulator",
     "OfficialDinov3VidEoMTFormat",
+    "HFVidEoMTFormat",
+    "convert_checkpoint_to_hf",
+    "export_hf_checkpoint",
     "dinov3_official_to_wsovvis",
     "VideoStream",
     "convert_videomt_checkpoint",
