@@ -12,7 +12,7 @@ setup(
         Extension(
             "wsovvis.evaluation._ytvis_rle",
             sources=["wsovvis/evaluation/_ytvis_rle.c"],
-            extra_compile_args=["-O2", "-std=c99"],
+            extra_compile_args=["-O3", "-std=c99"],
             optional=True,
         )
     ]

@@ -8,42 +8,32 @@ Cases (full size; ``--scale`` shrinks the number of videos):
 
 Usage::
 
-    python benchmarks/eval_speed.py [--scale 0.1] [--official /tmp/ytvis_official]
+    python benchmarks/eval_speed.py [--scale 0.5] [--official DIR] [--repeat 3]
 
-``--official`` is a directory containing ``ytvos.py`` / ``ytvoseval.py`` (with the non-logic
-modernisation edits); both evaluators then run in the same process on the same files, and the
-script reports per-phase times, the speed ratio and whether the 12 stats and the full
-precision/recall/score arrays are identical. Compare CPU (process) times on a shared machine.
-
-What makes wsovvis fast (see ``wsovvis/evaluation/ytvis_eval.py``): with the compiled kernels
-(``wsovvis/evaluation/_ytvis_kernels.c``, built by ``make env``), one C pass over each mapped JSON
-file packs every mask into flat tables, so the JSON parser only sees the small rest; one kernel
-call decodes each mask once, frame by frame, and sums exact integer intersections/unions for the
-same-category pairs; accumulate is the official loop, compiled. Matching is vectorised over all
-blocks; only non-empty (video, category) pairs are visited. Without a compiler the numpy /
-pycocotools path runs (same numbers, ~4x official). ``WSOVVIS_EVAL_KERNELS=0`` forces it.
-
-The wsovvis time printed is the best of ``--repeat`` runs; the first run (cold allocator) is
-printed beside it, and both ratios are given.
+Whole processes are timed: ``tools/eval_ytvis.py`` (best of ``--repeat`` runs) and, with
+``--official DIR`` (an unmodified youtubevos/cocoapi checkout, see
+``wsovvis/evaluation/official.py``), a process running the official ``YTVOS`` / ``YTVOSeval`` on
+the same files. Wall and CPU (user + system) seconds and peak memory are printed for both, with the
+ratios; the official stats and precision / recall / scores arrays are then compared with
+``evaluate_ytvis`` (bit for bit). On a shared machine compare CPU times.
 """
 
 import argparse
-import contextlib
-import io
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ytvis_synthetic import write_case  # noqa: E402
 
-from wsovvis.evaluation import evaluate_ytvis, format_summary  # noqa: E402
-from wsovvis.evaluation.ytvis_packed import kernels_available  # noqa: E402
+from wsovvis.evaluation import evaluate_ytvis  # noqa: E402
 
 CASES = {
     "a": dict(
@@ -62,53 +52,42 @@ CASES = {
     ),
 }
 
-
-def run_official(directory: str, gt_path: str, res_path: str, class_agnostic: bool):
-    """Run the official evaluator; returns (YTVOSeval, phase timings)."""
-    sys.path.insert(0, directory)
-    try:
-        from ytvos import YTVOS
-        from ytvoseval import YTVOSeval
-    finally:
-        sys.path.remove(directory)
-    times = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        t0 = time.perf_counter()
-        gt = YTVOS(gt_path)
-        times["load_gt"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        dt = gt.loadRes(res_path)
-        times["load_results"] = time.perf_counter() - t0
-        ev = YTVOSeval(gt, dt, "segm")
-        ev.params.useCats = 0 if class_agnostic else 1
-        prep = ev._prepare
-
-        def timed_prepare():
-            t = time.perf_counter()
-            prep()
-            times["prepare"] = time.perf_counter() - t
-
-        ev._prepare = timed_prepare
-        t0 = time.perf_counter()
-        ev.evaluate()
-        times["iou+match"] = time.perf_counter() - t0 - times["prepare"]
-        t0 = time.perf_counter()
-        ev.accumulate()
-        ev.summarize()
-        times["accumulate"] = time.perf_counter() - t0
-    return ev, times
+# the official evaluator in its own process; saves its arrays for the comparison
+OFFICIAL_RUNNER = """
+import contextlib, io, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from wsovvis.evaluation.official import load_official
+YTVOS, YTVOSeval = load_official({directory!r})
+with contextlib.redirect_stdout(io.StringIO()):
+    gt = YTVOS({gt!r})
+    ev = YTVOSeval(gt, gt.loadRes({res!r}), "segm")
+    ev.params.useCats = {use_cats}
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+np.savez({out!r}, stats=ev.stats, precision=ev.eval["precision"], recall=ev.eval["recall"],
+         scores=ev.eval["scores"])
+"""
 
 
-def _fmt(times):
-    return "  ".join(f"{k}={v:.3f}s" for k, v in times.items())
+def timed(cmd):
+    """Run a command; returns (wall s, CPU s, peak RSS MB), raising if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the videos to use")
-    parser.add_argument(
-        "--official", default=None, help="directory with the official ytvos.py / ytvoseval.py"
-    )
+    parser.add_argument("--official", default=None, help="youtubevos/cocoapi checkout")
     parser.add_argument("--cases", default="ab", help="which cases to run (a, b)")
     parser.add_argument(
         "--cache-dir", default=os.path.join(tempfile.gettempdir(), "wsovvis_evalbench")
@@ -120,63 +99,60 @@ def main(argv=None) -> int:
         help="GT mask format (YTVIS JSONs use uncompressed counts lists)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="wsovvis runs (best time reported)")
-    parser.add_argument("--workers", type=int, default=0, help="wsovvis worker processes")
     args = parser.parse_args(argv)
     all_equal = True
+    rows = []
     for key in args.cases:
         case = CASES[key]
         spec = dict(case["spec"])
         spec["num_videos"] = max(1, int(round(spec["num_videos"] * args.scale)))
-        t0 = time.perf_counter()
         gt_path, res_path = write_case(
             args.cache_dir, case["name"], gt_uncompressed=args.gt_rle == "uncompressed", **spec
         )
         mode = "class-agnostic" if case["class_agnostic"] else "per-category"
-        gen = time.perf_counter() - t0
         print(
-            f"== case {key} ({case['name']}, {mode}): {spec}  [data {gen:.1f}s, "
-            f"GT {os.path.getsize(gt_path) / 2**20:.1f} MB, results "
+            f"== case {key} ({case['name']}, {mode}): {spec}  [GT "
+            f"{os.path.getsize(gt_path) / 2**20:.1f} MB, results "
             f"{os.path.getsize(res_path) / 2**20:.1f} MB]"
         )
-        best, first, res = None, None, None
-        for _ in range(max(1, args.repeat)):
-            t0, c0 = time.perf_counter(), time.process_time()
-            res = evaluate_ytvis(
-                gt_path,
-                res_path,
-                class_agnostic=case["class_agnostic"],
-                num_workers=args.workers,
-            )
-            total, cpu = time.perf_counter() - t0, time.process_time() - c0
-            first = first or (total, cpu)
-            if best is None or total < best[0]:
-                best = (total, cpu, dict(res.timings))
-        print(
-            f"wsovvis : total={best[0]:.3f}s cpu={best[1]:.3f}s  {_fmt(best[2])}  "
-            f"(best of {max(1, args.repeat)}; first run {first[0]:.3f}s; workers={args.workers}; "
-            f"kernels={'on' if kernels_available() else 'off'})"
-        )
-        print(format_summary(res))
+        cli = [sys.executable, os.path.join(ROOT, "tools", "eval_ytvis.py"), "--gt", gt_path]
+        cli += ["--results", res_path] + (["--class-agnostic"] if case["class_agnostic"] else [])
+        runs = [timed(cli) for _ in range(max(1, args.repeat))]
+        ours = min(runs, key=lambda r: r[1])
+        print(f"wsovvis  process: wall {ours[0]:.2f} s, CPU {ours[1]:.2f} s, peak {ours[2]:.0f} MB "
+              f"(best CPU of {len(runs)}: {', '.join(f'{r[1]:.2f}' for r in runs)})")
+        res = evaluate_ytvis(gt_path, res_path, class_agnostic=case["class_agnostic"],
+                             with_scores=True)
+        print("wsovvis  phases (in-process): "
+              + "  ".join(f"{k}={v:.3f}s" for k, v in res.timings.items()))
+        row = [key, mode, ours]
         if args.official:
-            t0, c0 = time.perf_counter(), time.process_time()
-            ev, times = run_official(args.official, gt_path, res_path, case["class_agnostic"])
-            total, cpu = time.perf_counter() - t0, time.process_time() - c0
-            print(f"official: total={total:.3f}s cpu={cpu:.3f}s  {_fmt(times)}")
-            print(
-                f"speed-up: wall {total / best[0]:.1f}x, cpu {cpu / best[1]:.1f}x "
-                f"(first run: wall {total / first[0]:.1f}x, cpu {cpu / first[1]:.1f}x)"
+            out = os.path.join(args.cache_dir, f"official_{key}.npz")
+            code = OFFICIAL_RUNNER.format(
+                root=ROOT, directory=args.official, gt=gt_path, res=res_path, out=out,
+                use_cats=0 if case["class_agnostic"] else 1,
             )
-            with_scores = evaluate_ytvis(
-                gt_path, res_path, class_agnostic=case["class_agnostic"], with_scores=True
-            )
+            official = timed([sys.executable, "-c", code])
+            print(f"official process: wall {official[0]:.2f} s, CPU {official[1]:.2f} s, "
+                  f"peak {official[2]:.0f} MB")
+            print(f"speed-up: wall {official[0] / ours[0]:.1f}x, CPU {official[1] / ours[1]:.1f}x")
+            ref = np.load(out)
             same = {
-                "stats": np.array_equal(np.asarray(ev.stats), res.stats),
-                "precision": np.array_equal(ev.eval["precision"], res.precision),
-                "recall": np.array_equal(ev.eval["recall"], res.recall),
-                "scores": np.array_equal(ev.eval["scores"], with_scores.scores),
+                "stats": np.array_equal(ref["stats"], res.stats),
+                "precision": np.array_equal(ref["precision"], res.precision),
+                "recall": np.array_equal(ref["recall"], res.recall),
+                "scores": np.array_equal(ref["scores"], res.scores),
             }
             print("identical: " + ", ".join(f"{k}={v}" for k, v in same.items()))
             all_equal &= all(same.values())
+            row += [official, all(same.values())]
+        rows.append(row)
+    if args.official:
+        print("\n| case | official wall / CPU | wsovvis wall / CPU | CPU ratio | identical |")
+        print("|---|---|---|---|---|")
+        for key, mode, ours, official, same in rows:
+            print(f"| {key} ({mode}) | {official[0]:.2f} / {official[1]:.2f} s | "
+                  f"{ours[0]:.2f} / {ours[1]:.2f} s | {official[1] / ours[1]:.1f}x | {same} |")
     return 0 if all_equal else 1
 
 

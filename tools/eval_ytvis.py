@@ -19,7 +19,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wsovvis.evaluation import STAT_NAMES, evaluate_ytvis, format_summary  # noqa: E402
-from wsovvis.utils.io import atomic_write_json  # noqa: E402
 
 
 def _clean(v: float):
@@ -43,6 +42,8 @@ def main(argv=None) -> int:
         return 2
     print(format_summary(res))
     if args.out:
+        from wsovvis.utils.io import atomic_write_json
+
         metrics = {
             "class_agnostic": args.class_agnostic,
             "stats": {k: _clean(v) for k, v in zip(STAT_NAMES, res.stats.tolist())},

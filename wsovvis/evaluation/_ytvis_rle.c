@@ -26,44 +26,47 @@
 
 typedef struct { uint32_t *v; Py_ssize_t n, cap; } Runs;  /* output run lengths (fixed size) */
 
-/* at most how many runs a fragment decodes to: a compressed number ends with a character
-   without the 0x20 bit, an array holds one more number than commas */
+/* at most how many runs a fragment decodes to: a compressed number takes a character, an
+   array number a digit and a separator (unused room is returned to the allocator at the end) */
 static Py_ssize_t runs_bound(const char *s, Py_ssize_t len) {
-    Py_ssize_t k = 0;
-    if (len && s[0] == '[') {
-        for (Py_ssize_t p = 0; p < len; p++) k += s[p] == ',';
-        return k + 1;
-    }
-    for (Py_ssize_t p = 0; p < len; p++) k += !((unsigned char)(s[p] - 48) & 0x20);
-    return k;
+    return (len && s[0] == '[') ? len / 2 + 1 : len;
 }
 
 /* pycocotools rleFrString on s[0:len] (JSON-escaped); 0 ok, 1 invalid, 2 other escape, -1 memory */
 static int decode_string(const char *s, Py_ssize_t len, Runs *r) {
     uint32_t *cnts = r->v + r->n;
-    Py_ssize_t room = r->cap - r->n;
-    Py_ssize_t p = 0, m = 0;
+    Py_ssize_t p = 0, m = 0, room = r->cap - r->n;
+    uint32_t back2 = 0, back1 = 0;  /* cnts[m - 2], cnts[m - 1] */
     while (p < len) {
-        long long x = 0;
-        int k = 0, more = 1;
-        while (more) {
-            if (p >= len || k > 6) return 1;  /* unterminated number, or wider than 35 bits */
-            char ch = s[p++];
-            if (ch == '\\') {
-                if (p >= len) return 1;
-                ch = s[p++];
-                if (ch != '\\' && ch != '/') return 2;
+        long long x;
+        unsigned c = (unsigned char)s[p] - 48u;
+        if (c < 64 && !(c & 0x20)) {  /* a one-character number (most of them) */
+            x = (c & 0x10) ? (long long)c - 32 : (long long)c;
+            p++;
+        } else {
+            int k = 0, more = 1;
+            x = 0;
+            while (more) {
+                if (p >= len || k > 6) return 1;  /* unterminated, or wider than 35 bits */
+                char ch = s[p++];
+                if (ch == '\\') {
+                    if (p >= len) return 1;
+                    ch = s[p++];
+                    if (ch != '\\' && ch != '/') return 2;
+                }
+                c = (unsigned char)ch - 48u;
+                if (c > 63) return 1;  /* outside the RLE alphabet */
+                x |= (long long)(c & 0x1f) << (5 * k);
+                more = c & 0x20;
+                k++;
+                if (!more && (c & 0x10)) x |= (long long)(~0ULL << (5 * k));  /* sign bit */
             }
-            int c = ch - 48;
-            if (c < 0 || c > 63) return 1;  /* outside the RLE alphabet */
-            x |= (long long)(c & 0x1f) << (5 * k);
-            more = c & 0x20;
-            k++;
-            if (!more && (c & 0x10)) x |= (long long)(~0ULL << (5 * k));  /* sign bit */
         }
-        if (m > 2) x += (long long)cnts[m - 2];
+        if (m > 2) x += back2;
         if (m == room) return -1;  /* cannot happen: runs_bound */
         cnts[m++] = (uint32_t)x;
+        back2 = back1;
+        back1 = (uint32_t)x;
     }
     r->n += m;
     return 0;

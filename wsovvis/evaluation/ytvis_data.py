@@ -10,9 +10,10 @@ id, annotation id) instead of failing deep in pycocotools.
 import json
 import logging
 import math
+import mmap
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import msgspec
 import numpy as np
@@ -29,8 +30,13 @@ UNSET = msgspec.UNSET
 
 # gc=False: these hold no reference cycles, so Python's cyclic garbage collector need not track
 # (and repeatedly traverse) the ~10**5 objects of a large file
+class _Size(msgspec.Struct, array_like=True, gc=False):
+    h: int
+    w: int
+
+
 class _Rle(msgspec.Struct, gc=False):
-    size: Union[Tuple[int, int], msgspec.UnsetType] = UNSET
+    size: Union[_Size, msgspec.UnsetType] = UNSET
     counts: msgspec.Raw = msgspec.Raw(b"")
 
 
@@ -142,7 +148,7 @@ def _non_finite_message(data: bytes, what: str) -> Optional[str]:
     if not re.search(rb"NaN|Infinity", data):
         return None
     try:
-        doc = json.loads(data)
+        doc = json.loads(bytes(data))
     except ValueError:
         return None
     if isinstance(doc, list):
@@ -156,12 +162,21 @@ def _non_finite_message(data: bytes, what: str) -> Optional[str]:
     return f"{what} holds NaN or Infinity, which JSON does not allow"
 
 
+def _read(path: str):
+    """The file's bytes, memory-mapped (no copy; the parsed RLE text points into the map)."""
+    with open(path, "rb") as f:
+        try:  # MAP_POPULATE (Linux): map the whole file at once instead of page by page
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            return mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+        except (ValueError, OSError, AttributeError):  # empty, unmappable, no POSIX mmap
+            return f.read()
+
+
 def _decode(source, kind: str, what: str):
     """Parse a path (``what`` names it in errors) or serialise-and-parse an in-memory object."""
     if isinstance(source, str):
         try:
-            with open(source, "rb") as f:
-                data = f.read()
+            data = _read(source)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{what} not found: {source}") from e
         except OSError as e:

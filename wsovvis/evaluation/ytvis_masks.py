@@ -223,13 +223,13 @@ def build_masks(
 
     hws = np.full((len(frames), 2), -1, dtype=np.int64)
     try:
-        hws[rows] = np.array([frames[j].size for j in rows], dtype=np.int64).reshape(-1, 2)
+        hws[rows] = np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64).reshape(-1, 2)
         sizes_ok = bool((hws[rows] >= 0).all())
-    except (TypeError, ValueError):
+    except AttributeError:  # a frame without "size"
         sizes_ok = False
     if not sizes_ok:  # find the first bad size; "{}" frames are absent (falsy), as officially
         rows = [j for j in rows if _check_size(frames[j], *where(j), gt)]
-        hws[rows] = np.array([frames[j].size for j in rows], dtype=np.int64).reshape(-1, 2)
+        hws[rows] = np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64).reshape(-1, 2)
     fragments = [frames[j].counts for j in rows]
     if polygon_rows:
         if not gt:
@@ -293,7 +293,7 @@ def _check_size(frame, name, video_id, t, gt) -> bool:
     size = frame.size
     if size is msgspec.UNSET and not memoryview(frame.counts):
         return False
-    if type(size) is not tuple or not all(v >= 0 for v in size):
+    if size is msgspec.UNSET or size.h < 0 or size.w < 0:
         _bad_frame(name, video_id, t, frame, gt, "needs 'size' [h, w] and 'counts'")
     return True
 
@@ -301,7 +301,8 @@ def _check_size(frame, name, video_id, t, gt) -> bool:
 def _bad_frame(name, video_id, t, frame, gt, why):
     kind = "an RLE dict {'size', 'counts'}, polygons" if gt else "a compressed RLE dict {'size', 'counts': str}"
     if not isinstance(frame, list):
-        frame = {"size": frame.size, "counts": bytes(frame.counts)[:40].decode("ascii", "replace")}
+        size = None if frame.size is msgspec.UNSET else [frame.size.h, frame.size.w]
+        frame = {"size": size, "counts": bytes(frame.counts)[:40].decode("ascii", "replace")}
     raise ValueError(
         f"{name} (video_id={video_id}) frame {t}: expected {kind} or null, got {frame!r:.80}"
         + (f" ({why})" if why else "")
@@ -346,11 +347,12 @@ def _merge_areas(dm: Masks, gm: Masks, fd: np.ndarray, fg: np.ndarray, lo, hi):
 
 def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Official video IoU of detection track ``d[k]`` and GT track ``g[k]``, where it can be
-    >= 0.5 (the lowest IoU threshold); 0 where it is certainly below 1/3.
+    >= 0.5 (the lowest IoU threshold); 0 where it is certainly below.
 
-    Matching only compares IoUs with thresholds >= 0.5, so pairs whose IoU bound is below 1/3
+    Matching only compares IoUs with thresholds >= 0.5, so pairs whose IoU is certainly below
     need no mask merge: with I <= bound (per frame: the smaller area and the overlap of the
-    foreground boxes) and U = |d| + |g| - I, 4 * bound < |d| + |g| gives IoU < 1/3.
+    foreground boxes) and U = |d| + |g| - I, 3 * bound < |d| + |g| gives 2 * I < U, so the
+    float64 I / U (integers < 2**53) is below 0.5 too.
 
     Args:
         dm, gm: detection and GT masks.
@@ -377,24 +379,21 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     bound = np.where(same, np.minimum(np.minimum(a_d, a_g), overlap), 0)
     n = len(d)
 
-    def per_pair(sel, values):  # sums of integers < 2**53: exact in float64
-        return np.bincount(pair[sel], weights=values, minlength=n).astype(np.float64)
+    def per_pair(values):  # sums of integers < 2**53: exact in float64
+        return np.bincount(pair, weights=values, minlength=n).astype(np.float64)
 
-    every = np.ones(len(pair), dtype=bool)
-    skip = (4 * per_pair(every, bound) < per_pair(every, a_d + a_g)) & (
-        per_pair(every, ~exact) == 0
-    )
+    skip = (3 * per_pair(bound) < per_pair(a_d + a_g)) & (per_pair(~exact) == 0)
     merge = same & ~apart & ~skip[pair]
-    # exact frames: only the columns both foreground boxes span can hold common pixels
     fdm, fgm = fd[merge], fg[merge]
+    # exact frames: only the columns both foreground boxes span can hold common pixels
     h = dm.h[fdm]
     lo = np.where(exact[merge], np.maximum(bd[merge, 0], bg[merge, 0]) * h, -1)
     hi = np.minimum(bd[merge, 1], bg[merge, 1]) * h
-    inter, union = _merge_areas(dm, gm, fdm, fgm, lo, hi)
-    union = np.where(union < 0, dm.area[fdm] + gm.area[fgm] - inter, union)
-    one = ~both | apart  # at most one mask present, or disjoint: the areas add to the union
-    i_sum = per_pair(merge, inter)
-    u_sum = per_pair(merge, union) + per_pair(one, a_d[one] + a_g[one])
+    inter = np.zeros(len(pair), dtype=np.int64)
+    union = np.where(both & ~same, 0, a_d + a_g)  # frames of one mask, or of disjoint masks
+    inter[merge], merge_union = _merge_areas(dm, gm, fdm, fgm, lo, hi)
+    union[merge] = np.where(merge_union < 0, a_d[merge] + a_g[merge] - inter[merge], merge_union)
+    i_sum, u_sum = per_pair(inter), per_pair(union)
     iou = np.zeros(n)
     np.divide(i_sum, u_sum, out=iou, where=(u_sum > 0) & ~skip)
     return iou
