@@ -350,6 +350,7 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         video_ids[a_vid],
         shapes[a_vid],
         gt=True,
+        source=f"{what}: " if isinstance(gt, str) else "",
     )
     avg = np.array(avg, dtype=np.float64)
     no_areas = np.isnan(avg)
@@ -454,7 +455,12 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
         )
     r_vid = np.array(r_vid, dtype=np.int64)
     masks = build_masks(
-        kept, [f"results[{i}]" for i in r_idx], gt.video_ids[r_vid], gt.video_hw[r_vid], gt=False
+        kept,
+        [f"results[{i}]" for i in r_idx],
+        gt.video_ids[r_vid],
+        gt.video_hw[r_vid],
+        gt=False,
+        source=f"{what}: " if isinstance(results, str) else "",
     )
     return Detections(
         result_index=np.array(r_idx, dtype=np.int64),

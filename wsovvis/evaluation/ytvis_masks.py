@@ -9,10 +9,9 @@ union; ``IoU = I / U``, or 0 when ``U == 0``. Areas are integers, so the sums ar
 float64 division is made per pair, as the official code does.
 
 The two loops over run lengths are compiled (``_ytvis_rle.c``, built by ``pip install -e .``);
-without a compiler the same loops run in Python (same numbers, much slower).
+without a compiler ``_ytvis_rle_py`` runs the same loops in Python (same numbers, much slower).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import List, Sequence
 
@@ -21,18 +20,11 @@ import numpy as np
 import orjson
 
 try:
-    from . import _ytvis_rle as _kernel
+    from . import _ytvis_rle as rle
 except ImportError:  # pragma: no cover - no C compiler at install time
-    _kernel = None
+    from . import _ytvis_rle_py as rle
 
-__all__ = ["Masks", "build_masks", "pair_ious", "corrupt_mask_message", "kernel_available"]
-
-logger = logging.getLogger(__name__)
-
-
-def kernel_available() -> bool:
-    """Whether the compiled run-length loops (``_ytvis_rle``) are built."""
-    return _kernel is not None
+__all__ = ["Masks", "build_masks", "pair_ious", "corrupt_mask_message"]
 
 
 @dataclass
@@ -89,94 +81,31 @@ def corrupt_mask_message(what: str, video_id: int, t: int, h: int, w: int) -> st
     )
 
 
-def _decode_py(fragment: bytes, allow_lists: bool):
-    """Python version of the kernel's ``decode`` for one fragment: (runs, status)."""
-    try:
-        value = orjson.loads(fragment)
-    except orjson.JSONDecodeError:
-        return [], 1
-    if isinstance(value, list) and not allow_lists:
-        return [], 3
-    if isinstance(value, list):
-        ok = all(type(x) is int and 0 <= x < 2**32 for x in value) and value
-        return (value, 0) if ok else ([], 1)
-    if not isinstance(value, str):
-        return [], 1
-    runs, p, s = [], 0, value.encode("latin-1", "replace")
-    while p < len(s):
-        x = k = 0
-        more = 1
-        while more:
-            if p >= len(s) or k > 6 or not 48 <= s[p] <= 111:
-                return [], 1
-            c = s[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = c & 0x20
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x -= 1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x % 2**32)
-    return runs, 0
+def _decode(fragments: List[bytes], heights: np.ndarray, allow_lists: bool):
+    """Run lengths of JSON ``counts`` fragments (``decode`` of ``_ytvis_rle.c``).
+
+    Returns:
+        ``(runs uint32, starts int64 [n + 1], status int8, stats int64 [n, 7])``: status 1 marks
+        a fragment that is not a valid RLE, 3 a list while ``allow_lists`` is False; stats:
+        total, area, foreground box x0, x1, y0, y1 (masks of ``heights`` rows), whether a run
+        after the first is 0.
+    """
+    heights = np.ascontiguousarray(heights, dtype=np.int64)
+    for attempt in range(2):
+        out = rle.decode(fragments, heights, allow_lists)
+        runs, starts, status, stats = (np.frombuffer(b, d) for b, d in zip(out, _DECODED))
+        retry = np.nonzero(status == 2)[0]  # JSON escapes other than \\ and \/
+        if len(retry) == 0 or attempt:
+            return runs, starts, np.where(status == 2, 1, status), stats.reshape(-1, 7)
+        fragments = list(fragments)
+        for i in retry.tolist():  # re-serialised by orjson, which escapes only what it must
+            try:
+                fragments[i] = orjson.dumps(orjson.loads(bytes(fragments[i])))
+            except orjson.JSONDecodeError:
+                fragments[i] = b"!"
 
 
 _DECODED = (np.uint32, np.int64, np.int8, np.int64)
-
-
-def _unpack(out):
-    runs, starts, status, stats = (np.frombuffer(b, d) for b, d in zip(out, _DECODED))
-    return [runs, starts, status, stats.reshape(-1, 7)]
-
-
-def _decode(fragments: List[bytes], heights: np.ndarray, allow_lists: bool):
-    """Run lengths of JSON ``counts`` fragments.
-
-    Returns:
-        ``(runs uint32, starts int64 [n + 1], status int8, stats int64 [n, 7])``, see
-        ``_ytvis_rle.c``: status 1 marks a fragment that is not a valid RLE, 3 a list while
-        ``allow_lists`` is False; stats: total, area, foreground box x0, x1, y0, y1 (for masks
-        of ``heights`` rows), whether a run after the first is 0.
-    """
-    if _kernel is None:
-        return _decode_py_all(fragments, heights, allow_lists)
-    heights = np.ascontiguousarray(heights, dtype=np.int64)
-    out = _unpack(_kernel.decode(fragments, heights, allow_lists))
-    retry = np.nonzero(out[2] == 2)[0]  # JSON escapes other than \\ and \/: re-serialise
-    if len(retry) == 0:
-        return out
-    fragments = list(fragments)
-    for i in retry.tolist():
-        try:
-            fragments[i] = orjson.dumps(orjson.loads(bytes(fragments[i])))
-        except orjson.JSONDecodeError:
-            fragments[i] = b"!"
-    out = _unpack(_kernel.decode(fragments, heights, allow_lists))
-    out[2] = np.where(out[2] == 2, 1, out[2])
-    return out
-
-
-def _decode_py_all(fragments, heights, allow_lists):
-    decoded = [_decode_py(bytes(f), allow_lists) for f in fragments]
-    lengths = np.array([len(r) for r, _ in decoded], dtype=np.int64)
-    runs = np.fromiter((x for r, _ in decoded for x in r), np.uint32, int(lengths.sum()))
-    status = np.array([s for _, s in decoded], np.int8)
-    stats = np.zeros((len(decoded), 7), np.int64)
-    for i, ((r, _), h) in enumerate(zip(decoded, heights.tolist())):
-        h, ends = max(h, 1), np.cumsum(r, dtype=np.int64)
-        fg = [k for k in range(1, len(r), 2) if r[k]]
-        first = ends[fg] - np.array(r, np.int64)[fg]  # first and last pixel of each fg run
-        last = ends[fg] - 1
-        multi = first // h != last // h
-        box = (
-            (int((first // h).min()), int((last // h).max()) + 1,
-             0 if multi.any() else int((first % h).min()),
-             h if multi.any() else int((last % h).max()) + 1)
-            if fg else (0, 0, 0, 0)
-        )
-        stats[i] = (sum(r), sum(r[1::2])) + box + (0 in r[1:],)
-    return runs, np.concatenate([[0], np.cumsum(lengths)]), status, stats
 
 
 def _polygon_fragment(polygons, h: int, w: int) -> bytes:
@@ -193,6 +122,7 @@ def build_masks(
     video_ids: np.ndarray,
     video_hw: np.ndarray,
     gt: bool,
+    source: str = "",
 ) -> Masks:
     """Decode the frames of all tracks.
 
@@ -203,6 +133,7 @@ def build_masks(
         video_ids, video_hw: per track, its video id and ``(height, width)`` (-1: unknown).
         gt: ground truth (uncompressed lists and polygons allowed) or results (compressed RLE of
             the video's size or null only).
+        source: prefix of error messages (the file).
 
     Returns:
         The :class:`Masks`.
@@ -217,9 +148,9 @@ def build_masks(
     polygon_rows = [j for j, f in enumerate(frames) if f.__class__ is list and f]
     track_of = np.repeat(np.arange(len(tracks)), lengths)
 
-    def where(j):  # (entry name, video id, frame) of frame row j
+    def where(j):  # (file and entry, video id, frame) of frame row j
         i = int(track_of[j])
-        return names[i], int(video_ids[i]), int(j - track_start[i])
+        return source + names[i], int(video_ids[i]), int(j - track_start[i])
 
     hws = np.full((len(frames), 2), -1, dtype=np.int64)
     try:
@@ -246,7 +177,7 @@ def build_masks(
     total = stats[:, 0]
     rows = np.array(rows, dtype=np.int64)
     for j in np.nonzero(status != 0)[0][:1].tolist():
-        if status[j] == 3:
+        if status[j] == 3 or not memoryview(fragments[j]):  # a list, or no "counts"
             _bad_frame(*where(rows[j]), frames[rows[j]], gt, "")
         name, vid, t = where(rows[j])
         raise ValueError(
@@ -309,42 +240,6 @@ def _bad_frame(name, video_id, t, frame, gt, why):
     )
 
 
-def _merge_py(a: np.ndarray, b: np.ndarray):
-    """Python version of the kernel's ``merge_areas`` loop for one pair (pycocotools rleMerge)."""
-    a, b = a.tolist() or [0], b.tolist() or [0]
-    ca, cb, ia, ib, va, vb, ct, inter, union = a[0], b[0], 1, 1, 0, 0, 1, 0, 0
-    while ct > 0:
-        c = min(ca, cb)
-        inter += c if va and vb else 0
-        union += c if va or vb else 0
-        ca -= c
-        if not ca and ia < len(a):
-            ca, ia, va = a[ia], ia + 1, not va
-        cb -= c
-        if not cb and ib < len(b):
-            cb, ib, vb = b[ib], ib + 1, not vb
-        ct = (ca + cb) % 2**32
-        if c == 0 and ((ca == 0 and ia >= len(a)) or (cb == 0 and ib >= len(b))):
-            break
-    return inter % 2**32, union % 2**32
-
-
-def _merge_areas(dm: Masks, gm: Masks, fd: np.ndarray, fg: np.ndarray, lo, hi):
-    """pycocotools' merge areas ``(inter, union)`` of frame pairs; union -1 where ``lo >= 0``."""
-    if _kernel is not None:
-        as64 = lambda a: np.ascontiguousarray(a, np.int64)  # noqa: E731
-        inter, union = _kernel.merge_areas(
-            dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fd), as64(fg), as64(lo), as64(hi)
-        )
-        return np.frombuffer(inter, np.int64), np.frombuffer(union, np.int64)
-    out = [
-        _merge_py(dm.runs[dm.run_start[x] : dm.run_start[x + 1]], gm.runs[gm.run_start[y] : gm.run_start[y + 1]])
-        for x, y in zip(fd.tolist(), fg.tolist())
-    ]
-    arr = np.array(out, dtype=np.int64).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
-
-
 def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Official video IoU of detection track ``d[k]`` and GT track ``g[k]``, where it can be
     >= 0.5 (the lowest IoU threshold); 0 where it is certainly below.
@@ -391,7 +286,12 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     hi = np.minimum(bd[merge, 1], bg[merge, 1]) * h
     inter = np.zeros(len(pair), dtype=np.int64)
     union = np.where(both & ~same, 0, a_d + a_g)  # frames of one mask, or of disjoint masks
-    inter[merge], merge_union = _merge_areas(dm, gm, fdm, fgm, lo, hi)
+    as64 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
+    merged = rle.merge_areas(
+        dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fdm), as64(fgm), as64(lo), as64(hi)
+    )
+    inter[merge], merge_union = (np.frombuffer(x, np.int64) for x in merged)
+    # where lo >= 0 the kernel leaves the union to |d| + |g| - |d & g|
     union[merge] = np.where(merge_union < 0, a_d[merge] + a_g[merge] - inter[merge], merge_union)
     i_sum, u_sum = per_pair(inter), per_pair(union)
     iou = np.zeros(n)
