@@ -103,23 +103,26 @@ def compressed_counts_totals(
         x[multi] += (c[first[multi] + k] & 31).astype(np.int64) << (5 * k)
         k += 1
         multi = multi[nchunks[multi] > k]
-    sign = np.flatnonzero(c[last] & 16)
-    x[sign] -= np.int64(1) << (5 * np.minimum(nchunks[sign], _MAX_CHUNKS))
+    sign = (c[last] & 16).astype(bool)  # sign-extend: subtract 2**(5 * chunks)
+    x -= sign.astype(np.int64) << (5 * np.minimum(nchunks, _MAX_CHUNKS))
     nvals = np.zeros(n, dtype=np.int64)  # values per string
     nvals[lens > 0] = np.add.reduceat(is_last, ends[lens > 0] - lens[lens > 0], dtype=np.int64)
-    owner = np.repeat(np.arange(n), nvals)  # string of every value
-    ok[owner[nchunks >= _MAX_CHUNKS]] = False
+    long_value = nchunks >= _MAX_CHUNKS
+    if long_value.any():
+        ok[np.repeat(np.arange(n), nvals)[long_value]] = False
     vstart = np.cumsum(nvals) - nvals  # first value of every string
-    m = np.arange(len(x)) - vstart[owner]  # index of the value in its string
-    counts = x
-    for parity, start in ((1, 1), (0, 2)):  # counts[m] = x[m] + counts[m - 2] for m > 2
-        idx = np.flatnonzero((m >= start) & ((m & 1) == parity))
-        if idx.size:
-            cs = np.cumsum(x[idx])
-            heads = m[idx] == start
-            base = (cs - x[idx])[heads]
-            counts[idx] = cs - base[np.cumsum(heads) - 1]
-    ok[owner[(counts < 0) | (counts >= 2**32)]] = False
+    m = np.arange(len(x)) - np.repeat(vstart, nvals)  # index of the value in its string
+    # counts[m] = x[m] + counts[m - 2] for m > 2: two running sums (odd m >= 1, even m >= 2),
+    # restarted at every string by subtracting the sum reached before the string's first value
+    odd = (m & 1).astype(bool)
+    counts = x.copy()
+    for chain in (odd, ~odd & (m >= 2)):
+        cs = np.cumsum(np.where(chain, x, 0))
+        before = np.concatenate(([0], cs))[vstart]
+        counts = np.where(chain, cs - np.repeat(before, nvals), counts)
+    out_of_range = (counts < 0) | (counts >= 2**32)
+    if out_of_range.any():
+        ok[np.repeat(np.arange(n), nvals)[out_of_range]] = False
     has = np.flatnonzero(nvals)
     totals[has] = np.add.reduceat(counts, vstart[has])
     return totals, ok
