@@ -193,3 +193,26 @@ def test_d2_yaml_seed_used_unless_sacred_sets_another(tmp_path):
     assert _mirrored(d2_cfg_path=str(yaml)) == (5, os.path.join("outputs", "d2"))
     with pytest.raises(ConfigError, match=r"from d2_cfg_path .*d2.yaml"):
         _mirrored(seed=9, d2_cfg_path=str(yaml))
+
+
+def test_corrupt_mask_in_training_json_stops_before_any_work(agnostic_dataset, tmp_path):
+    """A mask whose runs sum to 820 on a 3,072-pixel frame used to train without complaint."""
+    import json
+
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out")
+    with open(config["data"]["train_json"]) as f:
+        data = json.load(f)
+    ann = next(a for a in data["annotations"] if any(a["segmentations"]))
+    t = next(i for i, s in enumerate(ann["segmentations"]) if s)
+    h, w = ann["segmentations"][t]["size"]
+    ann["segmentations"][t] = {"size": [h, w], "counts": [400, 20, 400]}
+    bad = tmp_path / "corrupt.json"
+    bad.write_text(json.dumps(data))
+    config["data"]["train_json"] = str(bad)
+    with pytest.raises(ConfigError) as exc:
+        run_experiment(config)
+    msg = str(exc.value)
+    for part in ("corrupt.json", f"annotation id {ann['id']}", f"video id {ann['video_id']}",
+                 f"frame {t}", "sum to 820"):
+        assert part in msg, msg
+    assert _no_training_happened(str(tmp_path / "out"))

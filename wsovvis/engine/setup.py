@@ -183,6 +183,12 @@ def _check_datasets(cfg: CfgNode, config: Dict[str, Any]) -> None:
             _check_file(json_file, f"annotation file of dataset '{name}'")
         if root:
             _check_dir(root, f"image root of dataset '{name}'")
+        # Load it once here: a corrupt mask, a bad id or a wrong size stops the launch with one
+        # message (naming file, video, annotation and frame) before any process starts.
+        try:
+            DatasetCatalog.get(name)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            raise ConfigError(f"dataset '{name}': {e}") from e
 
 
 def _resolve_device(cfg: CfgNode, warn: bool = True) -> None:
