@@ -93,3 +93,13 @@ def test_bad_video_record_named(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message) as exc:
         load_ytvis_json(str(path), str(tmp_path / "imgs"))
     assert "tubes.json" in str(exc.value) and "video id 5" in str(exc.value)
+
+
+def test_malformed_bbox_named(tmp_path):
+    data = _json(None)
+    data["annotations"][0]["bboxes"] = [[1, 2, 3, 4], [1, 2], None]
+    (tmp_path / "imgs").mkdir()
+    path = tmp_path / "tubes.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"annotation id 21 \(video id 5\): frame 1 bbox"):
+        load_ytvis_json(str(path), str(tmp_path / "imgs"))

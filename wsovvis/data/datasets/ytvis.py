@@ -131,10 +131,13 @@ def _frame_objects(ann, video, json_file, id_map, extra_keys):
     extra = {k: ann[k] for k in extra_keys if k in ann}
     out = []
     for i, (t, counts) in enumerate(zip(frames, rles)):
+        box = derived[i] if i in derived else boxes[t]
+        if not isinstance(box, (list, tuple)) or len(box) != 4:
+            raise ValueError(f"{where}: frame {t} bbox {box!r:.60} is not [x, y, w, h]")
         obj = {
             "id": ann_id,
             "category_id": category_id,
-            "bbox": [float(v) for v in (derived[i] if i in derived else boxes[t])],
+            "bbox": [float(v) for v in box],
             "bbox_mode": BoxMode.XYWH_ABS,
             "segmentation": {"size": [h, w], "counts": counts},
             "iscrowd": iscrowd,
