@@ -107,7 +107,8 @@ def test_nan_score_in_a_results_file_names_the_entry(tmp_path):
     gt.write_text(json.dumps(_gt()))
     for value in (float("nan"), float("inf")):
         res.write_text(json.dumps([_det(), _det(score=value)]))
-        with pytest.raises(ValueError, match=r"results\[1\] \(video_id=1\): score must be a finite"):
+        match = r"results\[1\] \(video_id=1\): score must be a finite"
+        with pytest.raises(ValueError, match=match):
             evaluate_ytvis(str(gt), str(res))
 
 
@@ -135,7 +136,8 @@ def _two_category_gt(partitions):
 def test_string_partitions_work():
     r = evaluate_ytvis(_two_category_gt(["1", "2"]), [_det()])
     assert r.base_stats[0] == pytest.approx(1.0) and r.novel_stats[0] == 0.0
-    assert np.array_equal(r.base_stats, evaluate_ytvis(_two_category_gt([1, 2]), [_det()]).base_stats)
+    as_ints = evaluate_ytvis(_two_category_gt([1, 2]), [_det()])
+    assert np.array_equal(r.base_stats, as_ints.base_stats)
 
 
 @pytest.mark.parametrize("partitions, message", [

@@ -1,24 +1,21 @@
 /* Two small helpers of the YTVIS scorer (wsovvis/evaluation/ytvis_masks.py), own code.
  *
  * decode(fragments, heights, allow_arrays) -> (runs, starts, status, stats)
- *     Each fragment is the JSON text of an RLE "counts" value, as msgspec.Raw keeps it: a
- *     compressed string ("..." in pycocotools' rleToString alphabet, JSON escapes \\ and \/)
- *     or an array of non-negative integers. Run lengths go to `runs` (uint32), fragment i owns
- *     runs[starts[i]:starts[i+1]] (int64). status[i] (int8): 0 decoded, 1 not a valid RLE,
- *     2 another JSON escape (the caller re-serialises the string and retries), 3 an array
- *     while allow_arrays is 0. stats (int64 [n, 7]) per fragment: the sum of all runs, the
- *     sum of the odd (foreground) runs, the foreground box x0, x1, y0, y1 (end-exclusive; the
- *     mask is column-major with heights[i] rows, int64) and whether a run after the first is
- *     0 (where rleMerge may stop early).
- *     Strings are decoded exactly as pycocotools' rleFrString.
+ *     Each fragment is the JSON text of an RLE "counts" value (msgspec.Raw): a compressed string
+ *     decoded exactly as pycocotools' rleFrString (JSON escapes \\ and \/), or an array of
+ *     non-negative integers. Fragment i owns runs[starts[i]:starts[i+1]] (uint32 / int64).
+ *     status[i] (int8): 0 decoded, 1 not a valid RLE, 2 another JSON escape (the caller
+ *     re-serialises and retries), 3 an array while allow_arrays is 0. stats[i] (int64 x 7): sum
+ *     of all runs, of the odd (foreground) runs, foreground box x0, x1, y0, y1 (end-exclusive;
+ *     column-major, heights[i] rows), whether a run after the first is 0.
  *
  * merge_areas(runs_a, starts_a, runs_b, starts_b, a, b, lo, hi) -> (inter, union)
- *     For each pair (frame a[k] of table A, frame b[k] of table B) of same-size frames (run lengths summing to h * w, checked by
- *     the caller): the areas pycocotools' rleMerge gives for intersect=1 and intersect=0, with
- *     the same loop, unsigned arithmetic and early stop (int64 each). Where lo[k] >= 0 the
- *     caller knows rleMerge gives the plain intersection (no zero run after the first) and
- *     that both foregrounds lie in positions [lo, hi) of each other's span: only the runs
- *     there are visited and union[k] is left -1 (it is |a| + |b| - inter).
+ *     For frames a[k] of table A and b[k] of table B, of the same size and with run lengths
+ *     summing to h * w (checked by the caller): the areas pycocotools' rleMerge gives for
+ *     intersect=1 and 0, with its loop, unsigned arithmetic and early stop (int64). Where
+ *     lo[k] >= 0 the caller knows rleMerge gives the plain intersection (no zero run after the
+ *     first) and that the foregrounds can only meet in positions [lo, hi): only runs there are
+ *     visited and union[k] is -1 (it is |a| + |b| - inter).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -154,7 +151,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         for (Py_ssize_t j = first; j < r.n; j++) {
             int64_t len = r.v[j];
             if (((j - first) & 1) && len) {  /* foreground pixels total .. total + len - 1 */
-                if (total - col_start >= h) {  /* the column of `total`, mostly without a division */
+                if (total - col_start >= h) {  /* column of `total`, mostly with no division */
                     col = total - col_start < 2 * h ? col + 1 : total / h;
                     col_start = col * h;
                 }
@@ -228,7 +225,8 @@ static PyObject *merge_areas(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < n; k++) {
         int64_t x = fa[k], y = fb[k];
         if (x < 0 || y < 0 || x >= na || y >= nb || sa[x] < 0 || sa[x] > sa[x + 1] ||
-            sb[y] < 0 || sb[y] > sb[y + 1] || sa[x + 1] > ra_b.len / 4 || sb[y + 1] > rb_b.len / 4) {
+            sb[y] < 0 || sb[y] > sb[y + 1] || sa[x + 1] > ra_b.len / 4 ||
+            sb[y + 1] > rb_b.len / 4) {
             PyErr_SetString(PyExc_IndexError, "frame index or run slice out of range");
             goto done;
         }
@@ -278,7 +276,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Run lengths of JSON RLE counts fragments."},
-    {"merge_areas", merge_areas, METH_VARARGS, "rleMerge intersection and union areas of frame pairs."},
+    {"merge_areas", merge_areas, METH_VARARGS, "rleMerge intersection and union areas."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ytvis_rle", NULL, -1, methods};

@@ -17,20 +17,8 @@ from .ytvis_match import AREA_LABELS, IOU_THRESHOLDS, MAX_DETS, REC_THRESHOLDS
 
 __all__ = ["accumulate", "summarize", "STAT_NAMES", "SUMMARY_SPECS", "format_stat_line"]
 
-STAT_NAMES = [
-    "AP",
-    "AP50",
-    "AP75",
-    "APs",
-    "APm",
-    "APl",
-    "AR1",
-    "AR10",
-    "AR100",
-    "ARs",
-    "ARm",
-    "ARl",
-]
+STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+STAT_NAMES += ["AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 # (is_ap, iou_thr, area_label, max_dets) for the 12 official lines
 SUMMARY_SPECS = [
     (1, None, "all", 100),
@@ -80,16 +68,7 @@ def _filled(shape, value: float) -> np.ndarray:
     return out
 
 
-def accumulate(
-    det_k: np.ndarray,
-    det_vpos: np.ndarray,
-    det_rank: np.ndarray,
-    det_score: np.ndarray,
-    matched: np.ndarray,
-    ignored: np.ndarray,
-    npig: np.ndarray,
-    with_scores: bool = False,
-):
+def accumulate(det_k, det_vpos, det_rank, det_score, matched, ignored, npig, with_scores=False):
     """Precision / recall / score arrays, as ``YTVOSeval.accumulate``.
 
     Args:
@@ -126,18 +105,8 @@ def accumulate(
         sel = sel[has_gt[det_k[sel]].any(axis=1)] if len(sel) else sel
         if len(sel) == 0:
             continue
-        _accumulate_one(
-            det_k[sel],
-            det_score[sel],
-            matched[:, :, sel],
-            ignored[:, :, sel],
-            npig,
-            tp_min_all,
-            mi,
-            precision,
-            recall,
-            scores,
-        )
+        _accumulate_one(det_k[sel], det_score[sel], matched[:, :, sel], ignored[:, :, sel], npig,
+                        tp_min_all, mi, precision, recall, scores)
     return _as_official_layout(precision, recall, scores)
 
 
@@ -270,15 +239,10 @@ def format_stat_line(spec, value: float, suffix: str = "") -> str:
     is_ap, iou_thr, area, max_dets = spec
     title = "Average Precision" if is_ap else "Average Recall"
     kind = "(AP)" if is_ap else "(AR)"
-    iou = (
-        f"{IOU_THRESHOLDS[0]:0.2f}:{IOU_THRESHOLDS[-1]:0.2f}"
-        if iou_thr is None
-        else f"{iou_thr:0.2f}"
-    )
-    return (
-        f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d}{suffix} ]"
-        f" = {value:0.3f}"
-    )
+    lo, hi = (IOU_THRESHOLDS[0], IOU_THRESHOLDS[-1]) if iou_thr is None else (iou_thr, None)
+    iou = f"{lo:0.2f}" + (f":{hi:0.2f}" if hi is not None else "")
+    return (f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d}"
+            f"{suffix} ] = {value:0.3f}")
 
 
 def per_category_ap(precision: np.ndarray, cat_ids: np.ndarray) -> Dict[int, float]:
@@ -299,15 +263,6 @@ def per_category_ap(precision: np.ndarray, cat_ids: np.ndarray) -> Dict[int, flo
     return out
 
 
-def split_positions(partitions: Optional[np.ndarray]) -> Optional[List[np.ndarray]]:
-    """LV-VIS base ({0, 1}) and novel ({2, 3}) category positions.
-
-    Args:
-        partitions: per category position, the LV-VIS ``partition``, or None.
-
-    Returns:
-        ``[base_positions, novel_positions]``, or None without partitions.
-    """
-    if partitions is None:
-        return None
+def split_positions(partitions: np.ndarray) -> List[np.ndarray]:
+    """LV-VIS ``[base ({0, 1}), novel ({2, 3})]`` positions in ``partitions`` (per category)."""
     return [np.nonzero(np.isin(partitions, [0, 1]))[0], np.nonzero(np.isin(partitions, [2, 3]))[0]]

@@ -94,9 +94,7 @@ class GroundTruth:
             JSON has no ``areas``).
         track_partition: per kept annotation, the partition of its original category when the
             GT is a class-agnostic copy (``orig_category_id`` + ``orig_categories``), else None.
-        by_video: per video position, kept annotation indices ordered by (category, file order).
         masks: the per-frame masks of the kept annotations.
-        has_annotations: whether the JSON has an ``annotations`` key at all.
     """
 
     video_ids: np.ndarray
@@ -110,9 +108,7 @@ class GroundTruth:
     crowd: np.ndarray
     avg_area: np.ndarray
     track_partition: Optional[np.ndarray]
-    by_video: List[np.ndarray]
     masks: Masks
-    has_annotations: bool
 
 
 @dataclass
@@ -207,7 +203,7 @@ def _decode_error(what: str, error: msgspec.DecodeError, kind: str) -> str:
 
 
 def _as_int_id(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:
         raise ValueError(f"{what} must be an integer, got {value!r}")
     return int(value)
 
@@ -217,10 +213,8 @@ def _mean_truthy_area(areas, ann_id) -> float:
     if not isinstance(areas, list):
         raise ValueError(f"GT annotation id={ann_id}: 'areas' must be a list, got {areas!r:.40}")
     vals = [a for a in areas if a]
-    if not vals:
-        return 0.0
     try:
-        return float(np.array(vals).mean())
+        return float(np.array(vals).mean()) if vals else 0.0
     except (TypeError, ValueError) as e:
         raise ValueError(f"GT annotation id={ann_id}: 'areas' has non-numeric entries: {e}") from e
 
@@ -241,7 +235,7 @@ def _partition(c: dict, i: int) -> int:
 
 def _partitions(cats: list, where: str) -> Optional[Dict[int, int]]:
     """Category id -> LV-VIS partition; None when no category has one."""
-    if not isinstance(cats, list) or not any(isinstance(c, dict) and "partition" in c for c in cats):
+    if not isinstance(cats, list) or not any("partition" in c for c in cats if isinstance(c, dict)):
         return None
     out = {}
     for i, c in enumerate(cats):
@@ -275,8 +269,6 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         The indexed :class:`GroundTruth`.
     """
     doc, what = _decode(gt, "gt", "ground-truth file")
-    if not isinstance(doc, _GT):
-        raise ValueError(f"{what}: ground truth must be a JSON object, got {type(doc).__name__}")
     for key in ("videos", "categories"):
         if not isinstance(getattr(doc, key), list):
             raise ValueError(f"{what}: ground truth has no '{key}' list")
@@ -311,14 +303,12 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
     kept, ann_ids, a_cat, a_vid, crowd, avg, t_part = [], [], [], [], [], [], []
     seen, skipped = set(), 0
     for i, a in enumerate(doc.annotations or []):
-        if not isinstance(a, _Ann):
-            raise ValueError(f"ground truth annotations[{i}] is not a dict")
         for key in ("id", "video_id", "category_id", "segmentations"):
             if getattr(a, key) is UNSET:
                 raise ValueError(f"ground truth annotations[{i}] (id={a.id}) has no '{key}'")
         aid = _as_int_id(a.id, f"ground truth annotations[{i}].id")
         if aid <= 0:
-            raise ValueError(f"ground truth annotation id must be > 0 (0 means 'unmatched'), got {aid}")
+            raise ValueError(f"ground truth annotation id must be > 0 (0: unmatched), got {aid}")
         if aid in seen:
             raise ValueError(f"ground truth annotation id {aid} appears twice")
         seen.add(aid)
@@ -326,8 +316,6 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         if p_v is None or p_c is None:
             skipped += 1
             continue
-        if not isinstance(a.segmentations, list):
-            raise ValueError(f"ground truth annotation id={aid}: 'segmentations' must be a list")
         kept.append(a)
         ann_ids.append(aid)
         a_cat.append(p_c)
@@ -337,26 +325,16 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         if orig_parts is not None:
             t_part.append(orig_parts.get(a.orig_category_id, -1))
     if skipped:
-        logger.warning(
-            "%d GT annotations have a video or category not listed in the JSON; they are left "
-            "out (as in the official evaluator)",
-            skipped,
-        )
+        logger.warning("%d GT annotations have a video or category not listed in the JSON; "
+                       "they are left out (as in the official evaluator)", skipped)
     a_cat, a_vid = np.array(a_cat, dtype=np.int64), np.array(a_vid, dtype=np.int64)
     shapes = np.array([tuple(hw[int(v)]) for v in video_ids], dtype=np.int64).reshape(-1, 2)
-    masks = build_masks(
-        [a.segmentations for a in kept],
-        [f"GT annotation id={aid}" for aid in ann_ids],
-        video_ids[a_vid],
-        shapes[a_vid],
-        gt=True,
-        source=f"{what}: " if isinstance(gt, str) else "",
-    )
+    masks = build_masks([a.segmentations for a in kept], [f"GT annotation id={i}" for i in ann_ids],
+                        video_ids[a_vid], shapes[a_vid], gt=True,
+                        source=f"{what}: " if isinstance(gt, str) else "")
     avg = np.array(avg, dtype=np.float64)
     no_areas = np.isnan(avg)
     avg[no_areas] = masks.mean_areas(np.nonzero(no_areas)[0])
-    order = np.lexsort((np.arange(len(a_cat)), a_cat, a_vid))
-    bounds = np.searchsorted(a_vid[order], np.arange(len(video_ids) + 1))
     return GroundTruth(
         video_ids=video_ids,
         video_hw=shapes,
@@ -369,9 +347,7 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
         crowd=np.array(crowd, dtype=bool),
         avg_area=avg,
         track_partition=np.array(t_part, dtype=np.int64) if orig_parts is not None else None,
-        by_video=[order[bounds[p] : bounds[p + 1]] for p in range(len(video_ids))],
         masks=masks,
-        has_annotations=doc.annotations is not None,
     )
 
 
@@ -401,16 +377,12 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
     elif not isinstance(results, str):
         raise ValueError(f"results must be a list of dicts, got {type(results).__name__}")
     doc, what = _decode(results, "results", "results file")
-    if not isinstance(doc, list):
-        raise ValueError(f"{what}: results must be a list of dicts, got {type(doc).__name__}")
     vpos = {int(v): p for p, v in enumerate(gt.video_ids)}
     cpos = {int(c): p for p, c in enumerate(gt.cat_ids)}
     unknown_videos = set()
     kept, r_idx, r_cat, r_vid, r_score = [], [], [], [], []
     dropped = 0
     for i, r in enumerate(doc):
-        if not isinstance(r, _Result):
-            raise ValueError(f"results[{i}] is not a dict")
         for key in ("video_id", "score", "category_id", "segmentations"):
             if getattr(r, key) is UNSET:
                 vid = None if r.video_id is UNSET else r.video_id
@@ -421,12 +393,12 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
             unknown_videos.add(repr(vid))
             continue
         score = r.score
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise ValueError(f"results[{i}] (video_id={vid}): score must be a finite number, got {score!r}")
+        if type(score) not in (int, float) or not math.isfinite(score):
+            raise ValueError(
+                f"results[{i}] (video_id={vid}): score must be a finite number, got {score!r}"
+            )
         cat = _as_int_id(r.category_id, f"results[{i}].category_id")
         seq = r.segmentations
-        if not isinstance(seq, list):
-            raise ValueError(f"results[{i}] (video_id={vid}): 'segmentations' must be a list")
         n = gt.video_len[p_v]
         if n >= 0 and len(seq) != n:
             raise ValueError(
@@ -448,20 +420,12 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
             f"{', '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}"
         )
     if dropped:
-        logger.warning(
-            "%d results have a category_id not in the GT categories; they are dropped (as in "
-            "the official evaluator)",
-            dropped,
-        )
+        logger.warning("%d results have a category_id not in the GT categories; they are "
+                       "dropped (as in the official evaluator)", dropped)
     r_vid = np.array(r_vid, dtype=np.int64)
-    masks = build_masks(
-        kept,
-        [f"results[{i}]" for i in r_idx],
-        gt.video_ids[r_vid],
-        gt.video_hw[r_vid],
-        gt=False,
-        source=f"{what}: " if isinstance(results, str) else "",
-    )
+    masks = build_masks(kept, [f"results[{i}]" for i in r_idx], gt.video_ids[r_vid],
+                        gt.video_hw[r_vid], gt=False,
+                        source=f"{what}: " if isinstance(results, str) else "")
     return Detections(
         result_index=np.array(r_idx, dtype=np.int64),
         cat_pos=np.array(r_cat, dtype=np.int64),

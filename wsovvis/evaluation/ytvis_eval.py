@@ -10,21 +10,15 @@ undecoded, :mod:`.ytvis_masks` turns it into run lengths once), video IoU of eve
 equal the official ones bit for bit).
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from .ytvis_accumulate import (
-    STAT_NAMES,
-    SUMMARY_SPECS,
-    accumulate,
-    format_stat_line,
-    per_category_ap,
-    split_positions,
-    summarize,
-)
+from .ytvis_accumulate import STAT_NAMES, SUMMARY_SPECS, accumulate, format_stat_line
+from .ytvis_accumulate import per_category_ap, split_positions, summarize
 from .ytvis_data import Detections, GroundTruth, load_detections, load_ground_truth
 from .ytvis_masks import pair_ious
 from .ytvis_match import MAX_DETS, area_outside, match_blocks
@@ -77,8 +71,8 @@ def _select_detections(dets: Detections, num_k: int, class_agnostic: bool):
     score desc, as the official concatenation over sorted category ids.
 
     Returns:
-        ``(order, kept, rank)``: all detections sorted by (video, block order); the kept subset
-        (indices into ``dets``) and its ranks.
+        ``(kept, rank)``: the kept detections (indices into ``dets``) in (video, block order),
+        and their ranks.
     """
     fidx = np.arange(len(dets.score))
     if class_agnostic:
@@ -88,11 +82,11 @@ def _select_detections(dets: Detections, num_k: int, class_agnostic: bool):
         order = np.lexsort((fidx, -dets.score, dets.cat_pos, dets.video_pos))
         key = dets.video_pos[order] * num_k + dets.cat_pos[order]
     if len(order) == 0:
-        return order, order, order
+        return order, order
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     rank = np.arange(len(order)) - first[inverse.reshape(-1)]
     keep = rank < MAX_DETS[-1]
-    return order, order[keep], rank[keep]
+    return order[keep], rank[keep]
 
 
 def evaluate_ytvis(
@@ -127,15 +121,13 @@ def evaluate_ytvis(
     t0 = time.perf_counter()
     gtd = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     if len(gtd.ann_ids) == 0:
-        raise ValueError(
-            "the ground truth has no annotations (of a listed video and category): nothing to "
-            "score (a test/submission split is scored by its server)"
-        )
+        raise ValueError("the ground truth has no annotations (of a listed video and category): "
+                         "nothing to score (a test/submission split is scored by its server)")
     timings["load_gt"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dets = load_detections(results, gtd)
     num_k = 1 if class_agnostic else len(gtd.cat_ids)
-    order, kept, rank = _select_detections(dets, len(gtd.cat_ids), class_agnostic)
+    kept, rank = _select_detections(dets, len(gtd.cat_ids), class_agnostic)
     timings["load_results"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     det_k = np.zeros(len(kept), np.int64) if class_agnostic else dets.cat_pos[kept]
@@ -144,8 +136,8 @@ def evaluate_ytvis(
     timings["iou"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gt_k = np.zeros(len(gtd.cat_pos), np.int64) if class_agnostic else gtd.cat_pos
-    score = _Scorer(blocks, det_k, dets.video_pos[kept], rank, dets.score[kept], det_out, gtd,
-                    gt_k, num_k, with_scores)
+    score = functools.partial(_match_and_accumulate, blocks, det_k, dets.video_pos[kept], rank,
+                              dets.score[kept], det_out, gtd, gt_k, num_k, with_scores)
     precision, recall, scores, num_gt = score(np.zeros(len(gt_k), dtype=bool))
     timings["match"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -153,25 +145,12 @@ def evaluate_ytvis(
     stats = summarize(precision, recall, num_gt)
     base, novel = _split_stats(gtd, class_agnostic, precision, recall, num_gt, score)
     timings["accumulate"] = time.perf_counter() - t0
-    return YTVISEvalResult(
-        stats=stats,
-        precision=precision,
-        recall=recall,
-        scores=scores,
-        category_ids=cat_ids,
-        per_category_ap=per_category_ap(precision, cat_ids),
-        class_agnostic=class_agnostic,
-        base_stats=base,
-        novel_stats=novel,
-        timings=timings,
-        counts={
-            "videos": len(gtd.video_ids),
-            "gt_tracks": len(gtd.ann_ids),
-            "detections": len(dets.score),
-            "detections_scored": len(kept),
-            "dropped_unknown_category": dets.num_dropped_unknown_category,
-        },
-    )
+    counts = {"videos": len(gtd.video_ids), "gt_tracks": len(gtd.ann_ids),
+              "detections": len(dets.score), "detections_scored": len(kept),
+              "dropped_unknown_category": dets.num_dropped_unknown_category}
+    return YTVISEvalResult(stats, precision, recall, scores, cat_ids,
+                           per_category_ap(precision, cat_ids), class_agnostic, base, novel,
+                           counts, timings)
 
 
 def _iou_blocks(gt: GroundTruth, dets: Detections, kept, det_k, num_k: int, class_agnostic: bool):
@@ -196,45 +175,28 @@ def _iou_blocks(gt: GroundTruth, dets: Detections, kept, det_k, num_k: int, clas
     pair_g = g_lo[block] + local % g_n[block]
     iou = pair_ious(dets.masks, gt.masks, kept[pair_d], g_order[pair_g])
     starts = np.cumsum(sizes) - sizes
-    return [
-        (d0, nd, g_order[g0 : g0 + ng], iou[s : s + nd * ng].reshape(nd, ng))
-        for d0, nd, g0, ng, s in zip(
-            d_lo.tolist(), d_n.tolist(), g_lo.tolist(), g_n.tolist(), starts.tolist()
-        )
-    ]
+    spans = zip(d_lo.tolist(), d_n.tolist(), g_lo.tolist(), g_n.tolist(), starts.tolist())
+    return [(d0, nd, g_order[g0 : g0 + ng], iou[s : s + nd * ng].reshape(nd, ng))
+            for d0, nd, g0, ng, s in spans]
 
 
-@dataclass
-class _Scorer:
-    """Matching + accumulate of the kept detections, for a given set of extra-ignored GT."""
+def _match_and_accumulate(blocks, det_k, det_video, rank, score, det_out, gt: GroundTruth, gt_k,
+                          num_k, with_scores, extra_ignore):
+    """Matching + accumulate with the GT tracks ``extra_ignore`` also ignored.
 
-    blocks: list
-    det_k: np.ndarray
-    det_video: np.ndarray
-    rank: np.ndarray
-    score: np.ndarray
-    det_out: np.ndarray
-    gt: GroundTruth
-    gt_k: np.ndarray
-    num_k: int
-    with_scores: bool
-
-    def __call__(self, extra_ignore: np.ndarray):
-        """``(precision, recall, scores, num_gt)``; ``num_gt``: int [K, A] non-ignored GT."""
-        gt_ignore = self.gt.crowd[None, :] | area_outside(self.gt.avg_area) | extra_ignore[None]
-        matched, ignored = match_blocks(
-            self.blocks, len(self.det_k), gt_ignore, self.gt.crowd, self.det_out
-        )
-        num_gt = np.zeros((self.num_k, gt_ignore.shape[0]), dtype=np.int64)
-        np.add.at(num_gt, self.gt_k, (~gt_ignore).T.astype(np.int64))
-        precision, recall, scores = accumulate(
-            self.det_k, self.det_video, self.rank, self.score, matched, ignored, num_gt,
-            with_scores=self.with_scores,
-        )
-        return precision, recall, scores, num_gt
+    Returns:
+        ``(precision, recall, scores, num_gt)``; ``num_gt``: int [K, A] non-ignored GT.
+    """
+    gt_ignore = gt.crowd[None, :] | area_outside(gt.avg_area) | extra_ignore[None]
+    matched, ignored = match_blocks(blocks, len(det_k), gt_ignore, gt.crowd, det_out)
+    num_gt = np.zeros((num_k, gt_ignore.shape[0]), dtype=np.int64)
+    np.add.at(num_gt, gt_k, (~gt_ignore).T.astype(np.int64))
+    precision, recall, scores = accumulate(det_k, det_video, rank, score, matched, ignored, num_gt,
+                                           with_scores=with_scores)
+    return precision, recall, scores, num_gt
 
 
-def _split_stats(gt: GroundTruth, class_agnostic, precision, recall, num_gt, score: _Scorer):
+def _split_stats(gt: GroundTruth, class_agnostic, precision, recall, num_gt, score):
     """LV-VIS base / novel stats, or ``(None, None)`` without partitions.
 
     Per category: the means over base ({0, 1}) / novel ({2, 3}) categories (LV-VIS). Class-

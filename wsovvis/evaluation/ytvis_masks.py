@@ -153,14 +153,18 @@ def build_masks(
         return source + names[i], int(video_ids[i]), int(j - track_start[i])
 
     hws = np.full((len(frames), 2), -1, dtype=np.int64)
+
+    def sizes(rows):
+        return np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64)
+
     try:
-        hws[rows] = np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64).reshape(-1, 2)
+        hws[rows] = sizes(rows).reshape(-1, 2)
         sizes_ok = bool((hws[rows] >= 0).all())
     except AttributeError:  # a frame without "size"
         sizes_ok = False
     if not sizes_ok:  # find the first bad size; "{}" frames are absent (falsy), as officially
         rows = [j for j in rows if _check_size(frames[j], *where(j), gt)]
-        hws[rows] = np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64).reshape(-1, 2)
+        hws[rows] = sizes(rows).reshape(-1, 2)
     fragments = [frames[j].counts for j in rows]
     if polygon_rows:
         if not gt:
@@ -187,7 +191,8 @@ def build_masks(
     h, w = hws[rows, 0], hws[rows, 1]
     if not gt:  # results must be at the video's size (officially their IoU silently becomes 0)
         vhw = video_hw[track_of[rows]]
-        for j in np.nonzero((vhw[:, 0] >= 0) & ((h != vhw[:, 0]) | (w != vhw[:, 1])))[0][:1].tolist():
+        wrong = (vhw[:, 0] >= 0) & ((h != vhw[:, 0]) | (w != vhw[:, 1]))
+        for j in np.nonzero(wrong)[0][:1].tolist():
             name, vid, t = where(rows[j])
             raise ValueError(
                 f"{name} (video_id={vid}) frame {t}: RLE size {[int(h[j]), int(w[j])]} differs "
@@ -230,7 +235,8 @@ def _check_size(frame, name, video_id, t, gt) -> bool:
 
 
 def _bad_frame(name, video_id, t, frame, gt, why):
-    kind = "an RLE dict {'size', 'counts'}, polygons" if gt else "a compressed RLE dict {'size', 'counts': str}"
+    kind = "a compressed RLE dict {'size', 'counts': str}"
+    kind = "an RLE dict {'size', 'counts'}, polygons" if gt else kind
     if not isinstance(frame, list):
         size = None if frame.size is msgspec.UNSET else [frame.size.h, frame.size.w]
         frame = {"size": size, "counts": bytes(frame.counts)[:40].decode("ascii", "replace")}

@@ -15,15 +15,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-__all__ = [
-    "IOU_THRESHOLDS",
-    "REC_THRESHOLDS",
-    "MAX_DETS",
-    "AREA_RANGES",
-    "AREA_LABELS",
-    "area_outside",
-    "match_blocks",
-]
+__all__ = ["IOU_THRESHOLDS", "REC_THRESHOLDS", "MAX_DETS", "AREA_RANGES", "AREA_LABELS",
+           "area_outside", "match_blocks"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05) + 1), endpoint=True)
 REC_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01) + 1), endpoint=True)
@@ -52,16 +45,7 @@ def _last_argmax(values: np.ndarray) -> np.ndarray:
     return n - 1 - np.argmax(values[..., ::-1], axis=-1)
 
 
-def _match_group(
-    ious: List[np.ndarray],
-    gt_ids: List[np.ndarray],
-    det_start: List[int],
-    gt_ignore: np.ndarray,
-    gt_crowd: np.ndarray,
-    det_out: np.ndarray,
-    matched: np.ndarray,
-    ignored: np.ndarray,
-) -> None:
+def _match_group(ious, gt_ids, det_start, gt_ignore, gt_crowd, det_out, matched, ignored):
     """Match blocks that all have the same number of GT (> 0); writes ``matched``/``ignored``."""
     num_g = ious[0].shape[1]
     num_d = np.array([x.shape[0] for x in ious])
@@ -104,13 +88,8 @@ def _match_group(
         ignored[:, :, dets] = np.where(hit, m_ig, det_out[:, dets].T[:, :, None]).transpose(1, 2, 0)
 
 
-def match_blocks(
-    blocks: List[Tuple[int, int, np.ndarray, np.ndarray]],
-    num_dets: int,
-    gt_ignore: np.ndarray,
-    gt_crowd: np.ndarray,
-    det_out: np.ndarray,
-):
+def match_blocks(blocks: List[Tuple[int, int, np.ndarray, np.ndarray]], num_dets: int,
+                 gt_ignore: np.ndarray, gt_crowd: np.ndarray, det_out: np.ndarray):
     """Match every block; detections are rows of one flat table.
 
     Args:
@@ -133,14 +112,6 @@ def match_blocks(
             continue
         groups.setdefault(len(g_idx), []).append((start, g_idx, iou))
     for items in groups.values():
-        _match_group(
-            [x[2] for x in items],
-            [x[1] for x in items],
-            [x[0] for x in items],
-            gt_ignore,
-            gt_crowd,
-            det_out,
-            matched,
-            ignored,
-        )
+        starts, g_idx, ious = zip(*items)
+        _match_group(ious, g_idx, starts, gt_ignore, gt_crowd, det_out, matched, ignored)
     return matched, ignored
