@@ -5,9 +5,10 @@ masks through these functions so the JSON they write is identical in form.
 
 Every mask read from a file is checked here before pycocotools sees it (:func:`check_rle`,
 :func:`check_compressed_counts`): pycocotools' decoder writes ``sum(counts)`` pixels into an
-``h * w`` buffer, so run lengths that do not sum to ``h * w`` read uninitialised memory (a
-3,072-pixel mask with "areas" of 57,912) or write past the buffer, and its string parser reads past
-the end of a string whose last character asks for more. Such masks raise :class:`CorruptRLEError`.
+``h * w`` buffer, so run lengths that do not sum to ``h * w`` leave uninitialised memory in the
+mask (a 3,072-pixel mask whose runs sum to 820 decoded to pixel sums of 209,249) or write past the
+buffer, and its string parser reads past the end of a string whose last character asks for more.
+Such masks raise :class:`CorruptRLEError`.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
