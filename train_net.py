@@ -25,12 +25,12 @@ warnings.filterwarnings("ignore", message=".*pkg_resources.*")
 from sacred import Experiment  # noqa: E402
 from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
+from wsovvis.engine.checkpoint import CheckpointError  # noqa: E402
 from wsovvis.engine.sacred_bridge import (  # noqa: E402
     observer_dependency_error,
     prepare_argv,
     run_sacred,
 )
-from wsovvis.engine.checkpoint import CheckpointError  # noqa: E402
 from wsovvis.engine.setup import DEFAULT_CONFIG, ConfigError  # noqa: E402
 
 ex = Experiment("wsovvis", base_dir=os.path.dirname(os.path.abspath(__file__)))
