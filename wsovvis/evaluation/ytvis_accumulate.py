@@ -63,7 +63,8 @@ def _filled(shape, value: float) -> np.ndarray:
     size = int(np.prod(shape)) * 8
     if size < 1 << 22:
         return np.full(shape, value)
-    out = np.frombuffer(mmap.mmap(-1, size), dtype=np.float64).reshape(shape)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    out = np.frombuffer(mmap.mmap(-1, size, flags=flags), dtype=np.float64).reshape(shape)
     out.fill(value)
     return out
 

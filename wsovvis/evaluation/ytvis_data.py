@@ -213,8 +213,10 @@ def _mean_truthy_area(areas, ann_id) -> float:
     if not isinstance(areas, list):
         raise ValueError(f"GT annotation id={ann_id}: 'areas' must be a list, got {areas!r:.40}")
     vals = [a for a in areas if a]
+    if all(type(a) is int for a in vals):  # numpy's mean of integers is this exact division
+        return sum(vals) / len(vals) if vals else 0.0
     try:
-        return float(np.array(vals).mean()) if vals else 0.0
+        return float(np.array(vals).mean())
     except (TypeError, ValueError) as e:
         raise ValueError(f"GT annotation id={ann_id}: 'areas' has non-numeric entries: {e}") from e
 
@@ -381,6 +383,7 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
     cpos = {int(c): p for p, c in enumerate(gt.cat_ids)}
     unknown_videos = set()
     kept, r_idx, r_cat, r_vid, r_score = [], [], [], [], []
+    video_len = gt.video_len.tolist()
     dropped = 0
     for i, r in enumerate(doc):
         for key in ("video_id", "score", "category_id", "segmentations"):
@@ -399,7 +402,7 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
             )
         cat = _as_int_id(r.category_id, f"results[{i}].category_id")
         seq = r.segmentations
-        n = gt.video_len[p_v]
+        n = video_len[p_v]
         if n >= 0 and len(seq) != n:
             raise ValueError(
                 f"results[{i}] (video_id={vid}): {len(seq)} segmentations for a video of {n} frames"

@@ -133,11 +133,16 @@ def evaluate_ytvis(
     det_k = np.zeros(len(kept), np.int64) if class_agnostic else dets.cat_pos[kept]
     blocks = _iou_blocks(gtd, dets, kept, det_k, num_k, class_agnostic)
     det_out = area_outside(dets.masks.mean_areas(kept))
+    counts = {"videos": len(gtd.video_ids), "gt_tracks": len(gtd.ann_ids),
+              "detections": len(dets.score), "detections_scored": len(kept),
+              "dropped_unknown_category": dets.num_dropped_unknown_category}
+    det_video, det_score = dets.video_pos[kept], dets.score[kept]
+    del dets  # the masks are not needed any more: lower peak memory
     timings["iou"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gt_k = np.zeros(len(gtd.cat_pos), np.int64) if class_agnostic else gtd.cat_pos
-    score = functools.partial(_match_and_accumulate, blocks, det_k, dets.video_pos[kept], rank,
-                              dets.score[kept], det_out, gtd, gt_k, num_k, with_scores)
+    score = functools.partial(_match_and_accumulate, blocks, det_k, det_video, rank, det_score,
+                              det_out, gtd, gt_k, num_k, with_scores)
     precision, recall, scores, num_gt = score(np.zeros(len(gt_k), dtype=bool))
     timings["match"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -145,9 +150,6 @@ def evaluate_ytvis(
     stats = summarize(precision, recall, num_gt)
     base, novel = _split_stats(gtd, class_agnostic, precision, recall, num_gt, score)
     timings["accumulate"] = time.perf_counter() - t0
-    counts = {"videos": len(gtd.video_ids), "gt_tracks": len(gtd.ann_ids),
-              "detections": len(dets.score), "detections_scored": len(kept),
-              "dropped_unknown_category": dets.num_dropped_unknown_category}
     return YTVISEvalResult(stats, precision, recall, scores, cat_ids,
                            per_category_ap(precision, cat_ids), class_agnostic, base, novel,
                            counts, timings)
