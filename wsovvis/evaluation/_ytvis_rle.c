@@ -9,13 +9,16 @@
  *     of all runs, of the odd (foreground) runs, foreground box x0, x1, y0, y1 (end-exclusive;
  *     column-major, heights[i] rows), whether a run after the first is 0.
  *
- * merge_areas(runs_a, starts_a, runs_b, starts_b, a, b, lo, hi) -> (inter, union)
+ * merge_areas(runs_a, starts_a, runs_b, starts_b, a, b, lo, hi, pair, bound, limit)
+ *     -> (inter, union)
  *     For frames a[k] of table A and b[k] of table B, of the same size and with run lengths
  *     summing to h * w (checked by the caller): the areas pycocotools' rleMerge gives for
  *     intersect=1 and 0, with its loop, unsigned arithmetic and early stop (int64). Where
  *     lo[k] >= 0 the caller knows rleMerge gives the plain intersection (no zero run after the
  *     first) and that the foregrounds can only meet in positions [lo, hi): only runs there are
- *     visited and union[k] is -1 (it is |a| + |b| - inter).
+ *     visited and union[k] is -1 (it is |a| + |b| - inter). The frames of a pair of tracks are
+ *     contiguous (same pair[k]); once 3 * sum(bound[k] - inter[k]) over its frames so far
+ *     exceeds limit[k], its IoU is certainly below 0.5 and its other frames get -2, -2.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -205,19 +208,23 @@ static int64_t intersect_span(const uint32_t *A, Py_ssize_t ma, const uint32_t *
 
 static PyObject *merge_areas(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer ra_b, sa_b, rb_b, sb_b, a_b, b_b, lo_b, hi_b;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*", &ra_b, &sa_b, &rb_b, &sb_b, &a_b, &b_b,
-                          &lo_b, &hi_b))
+    Py_buffer ra_b, sa_b, rb_b, sb_b, a_b, b_b, lo_b, hi_b, pair_b, bound_b, limit_b;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*", &ra_b, &sa_b, &rb_b, &sb_b, &a_b, &b_b,
+                          &lo_b, &hi_b, &pair_b, &bound_b, &limit_b))
         return NULL;
     const uint32_t *ra = ra_b.buf, *rb = rb_b.buf;
     const int64_t *sa = sa_b.buf, *sb = sb_b.buf, *fa = a_b.buf, *fb = b_b.buf;
-    const int64_t *lo = lo_b.buf, *hi = hi_b.buf;
+    const int64_t *lo = lo_b.buf, *hi = hi_b.buf, *pair = pair_b.buf, *bound = bound_b.buf;
+    const int64_t *limit = limit_b.buf;
     Py_ssize_t na = sa_b.len / 8 - 1, nb = sb_b.len / 8 - 1, n = a_b.len / 8;
     PyObject *inter = NULL, *uni = NULL, *out = NULL;
-    if (b_b.len / 8 != n || lo_b.len / 8 != n || hi_b.len / 8 != n) {
-        PyErr_SetString(PyExc_ValueError, "a, b, lo and hi differ in length");
+    if (b_b.len / 8 != n || lo_b.len / 8 != n || hi_b.len / 8 != n || pair_b.len / 8 != n ||
+        bound_b.len / 8 != n || limit_b.len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "per-frame arrays differ in length");
         goto done;
     }
+    int64_t current = -1, slack = 0;
+    int certainly_below = 0;
     inter = PyBytes_FromStringAndSize(NULL, n * 8);
     uni = PyBytes_FromStringAndSize(NULL, n * 8);
     if (!inter || !uni) goto done;
@@ -230,11 +237,15 @@ static PyObject *merge_areas(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_IndexError, "frame index or run slice out of range");
             goto done;
         }
+        if (pair[k] != current) { current = pair[k]; slack = 0; certainly_below = 0; }
+        if (certainly_below) { oi[k] = ou[k] = -2; continue; }
         const uint32_t *A = ra + sa[x], *B = rb + sb[y];
         Py_ssize_t ma = sa[x + 1] - sa[x], mb = sb[y + 1] - sb[y], a = 1, b = 1;
         if (lo[k] >= 0) {
             oi[k] = intersect_span(A, ma, B, mb, lo[k], hi[k]);
             ou[k] = -1;
+            slack += bound[k] - oi[k];
+            certainly_below = 3 * slack > limit[k];
             continue;
         }
         /* rleMerge's loop; ca/cb/ct are uint32 as in pycocotools */
@@ -271,6 +282,9 @@ done:
     PyBuffer_Release(&b_b);
     PyBuffer_Release(&lo_b);
     PyBuffer_Release(&hi_b);
+    PyBuffer_Release(&pair_b);
+    PyBuffer_Release(&bound_b);
+    PyBuffer_Release(&limit_b);
     return out;
 }
 

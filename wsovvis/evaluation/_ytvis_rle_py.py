@@ -59,9 +59,9 @@ def decode(fragments, heights, allow_arrays: bool):
     return runs.tobytes(), starts.tobytes(), status.tobytes(), stats.tobytes()
 
 
-def merge_areas(runs_a, starts_a, runs_b, starts_b, a, b, lo, hi):
-    """See ``merge_areas`` in ``_ytvis_rle.c`` (the union is always given here)."""
-    del lo, hi
+def merge_areas(runs_a, starts_a, runs_b, starts_b, a, b, lo, hi, pair, bound, limit):
+    """See ``merge_areas`` in ``_ytvis_rle.c`` (here every frame is merged, the union given)."""
+    del lo, hi, pair, bound, limit
     ra, sa = np.frombuffer(runs_a, np.uint32), np.frombuffer(starts_a, np.int64)
     rb, sb = np.frombuffer(runs_b, np.uint32), np.frombuffer(starts_b, np.int64)
     out = []

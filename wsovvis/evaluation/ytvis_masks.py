@@ -37,8 +37,8 @@ class Masks:
         h, w: int64 [F], the mask size (-1 when absent).
         area: int64 [F], pixels in the mask (0 when absent).
         box: int64 [F, 4], foreground box x0, x1, y0, y1 (end-exclusive; zeros when empty).
-        exact: bool [F], no zero run after the first and fewer than 2**31 pixels: pycocotools'
-            merge of two such frames gives the plain intersection and union.
+        exact: bool [F], absent, or no zero run after the first and fewer than 2**31 pixels:
+            pycocotools' merge of two such frames gives the plain intersection and union.
         runs: uint32 run lengths; row ``f`` owns ``runs[run_start[f]:run_start[f + 1]]``.
     """
 
@@ -207,7 +207,7 @@ def build_masks(
     area[rows] = stats[:, 1] % 2**32  # rleArea sums in uint32
     box = np.zeros((nf, 4), dtype=np.int64)
     box[rows] = stats[:, 2:6]
-    exact = np.zeros(nf, dtype=bool)  # rleMerge's union is the plain union here
+    exact = np.ones(nf, dtype=bool)  # rleMerge gives the plain intersection / union here
     exact[rows] = (stats[:, 6] == 0) & (total < 2**31)
     run_start = np.zeros(nf + 1, dtype=np.int64)
     run_start[rows + 1] = np.diff(starts)
@@ -251,9 +251,9 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     >= 0.5 (the lowest IoU threshold); 0 where it is certainly below.
 
     Matching only compares IoUs with thresholds >= 0.5, so pairs whose IoU is certainly below
-    need no mask merge: with I <= bound (per frame: the smaller area and the overlap of the
-    foreground boxes) and U = |d| + |g| - I, 3 * bound < |d| + |g| gives 2 * I < U, so the
-    float64 I / U (integers < 2**53) is below 0.5 too.
+    need no more mask merges: with I <= bound (per frame: the smaller area and the overlap of
+    the foreground boxes; exact for the frames merged so far) and U = |d| + |g| - I,
+    3 * bound < |d| + |g| gives 2 * I < U, so the float64 I / U (integers < 2**53) is below 0.5.
 
     Args:
         dm, gm: detection and GT masks.
@@ -283,9 +283,13 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     def per_pair(values):  # sums of integers < 2**53: exact in float64
         return np.bincount(pair, weights=values, minlength=n).astype(np.float64)
 
-    skip = (3 * per_pair(bound) < per_pair(a_d + a_g)) & (per_pair(~exact) == 0)
-    merge = same & ~apart & ~skip[pair]
-    fdm, fgm = fd[merge], fg[merge]
+    # the IoU is below 0.5 once 3 * (bound - slack) < |d| + |g|, slack = sum(bound - I) so far
+    limit = (3 * per_pair(bound) - per_pair(a_d + a_g)).astype(np.int64)
+    limit[per_pair(~exact) > 0] = np.iinfo(np.int64).max  # merge() may stop early: no bound
+    skip = limit < 0
+    merge = np.nonzero(same & ~apart & ~skip[pair])[0]
+    merge = merge[np.lexsort((-bound[merge], pair[merge]))]  # per pair, largest bound first
+    fdm, fgm, p = fd[merge], fg[merge], pair[merge]
     # exact frames: only the columns both foreground boxes span can hold common pixels
     h = dm.h[fdm]
     lo = np.where(exact[merge], np.maximum(bd[merge, 0], bg[merge, 0]) * h, -1)
@@ -293,12 +297,13 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     inter = np.zeros(len(pair), dtype=np.int64)
     union = np.where(both & ~same, 0, a_d + a_g)  # frames of one mask, or of disjoint masks
     as64 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
-    merged = rle.merge_areas(
-        dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fdm), as64(fgm), as64(lo), as64(hi)
-    )
+    merged = rle.merge_areas(dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fdm), as64(fgm),
+                             as64(lo), as64(hi), as64(p), as64(bound[merge]), as64(limit[p]))
     inter[merge], merge_union = (np.frombuffer(x, np.int64) for x in merged)
+    skip[p[inter[merge] == -2]] = True  # left by the kernel: certainly below 0.5
     # where lo >= 0 the kernel leaves the union to |d| + |g| - |d & g|
-    union[merge] = np.where(merge_union < 0, a_d[merge] + a_g[merge] - inter[merge], merge_union)
+    union[merge] = np.where(merge_union == -1, a_d[merge] + a_g[merge] - inter[merge],
+                            merge_union)
     i_sum, u_sum = per_pair(inter), per_pair(union)
     iou = np.zeros(n)
     np.divide(i_sum, u_sum, out=iou, where=(u_sum > 0) & ~skip)
