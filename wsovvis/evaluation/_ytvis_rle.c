@@ -98,6 +98,41 @@ static int decode_array(const char *s, Py_ssize_t len, Runs *r) {
     return 0;
 }
 
+/* f[0..6]: total, area, foreground box x0, x1, y0, y1 of column-major runs v[0:m] with h rows,
+   whether a run after the first is 0 */
+static void frame_stats(const uint32_t *v, Py_ssize_t m, int64_t h, int64_t *f) {
+    int64_t total = 0, area = 0, zero = 0, col = 0, col_start = 0;
+    int64_t x0 = INT64_MAX, x1 = 0, y0 = INT64_MAX, y1 = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        int64_t run = v[j];
+        if ((j & 1) && run) {  /* foreground pixels total .. total + run - 1 */
+            if (total - col_start >= h) {  /* the column of `total`, mostly with no division */
+                col = total - col_start < 2 * h ? col + 1 : total / h;
+                col_start = col * h;
+            }
+            int64_t r0 = total - col_start, r1 = r0 + run;  /* its rows, if in one column */
+            if (r1 > h) {
+                r0 = 0;
+                r1 = h;
+            }
+            area += run;
+            x0 = col < x0 ? col : x0;
+            x1 = (total + run - 1) / h + 1;
+            y0 = r0 < y0 ? r0 : y0;
+            y1 = r1 > y1 ? r1 : y1;
+        }
+        zero |= (j > 0 && run == 0);
+        total += run;
+    }
+    f[0] = total;
+    f[1] = area;
+    f[2] = area ? x0 : 0;
+    f[3] = x1;
+    f[4] = area ? y0 : 0;
+    f[5] = y1;
+    f[6] = zero;
+}
+
 static PyObject *decode(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *items;
@@ -149,34 +184,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         if (rc) r.n = first;
         ok[i] = (char)rc;
         st[i + 1] = r.n;
-        int64_t total = 0, area = 0, h = hs[i] > 0 ? hs[i] : 1, zero = 0;
-        int64_t x0 = INT64_MAX, x1 = 0, y0 = INT64_MAX, y1 = 0, col = 0, col_start = 0;
-        for (Py_ssize_t j = first; j < r.n; j++) {
-            int64_t len = r.v[j];
-            if (((j - first) & 1) && len) {  /* foreground pixels total .. total + len - 1 */
-                if (total - col_start >= h) {  /* column of `total`, mostly with no division */
-                    col = total - col_start < 2 * h ? col + 1 : total / h;
-                    col_start = col * h;
-                }
-                int64_t r0 = total - col_start, r1 = r0 + len;  /* rows, if in one column */
-                area += len;
-                if (col < x0) x0 = col;
-                if (r1 <= h) {
-                    x1 = col + 1;
-                } else {
-                    x1 = (total + len - 1) / h + 1;
-                    r0 = 0;
-                    r1 = h;
-                }
-                if (r0 < y0) y0 = r0;
-                if (r1 > y1) y1 = r1;
-            }
-            zero |= (j > first && len == 0);
-            total += len;
-        }
-        int64_t *f = fs + 7 * i;
-        f[0] = total; f[1] = area;
-        f[2] = area ? x0 : 0; f[3] = x1; f[4] = area ? y0 : 0; f[5] = y1; f[6] = zero;
+        frame_stats(r.v + first, r.n - first, hs[i] > 0 ? hs[i] : 1, fs + 7 * i);
     }
     if (PyByteArray_Resize(runs, r.n * sizeof(uint32_t)) == 0)
         out = Py_BuildValue("(OOOO)", runs, starts, status, stats);
