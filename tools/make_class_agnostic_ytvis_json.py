@@ -9,7 +9,8 @@ Example::
 
 The original label of each annotation is kept as ``orig_category_id`` and the original category
 list as ``orig_categories``. The single category gets ``partition: 0`` only when the input
-categories have partitions (LV-VIS). See ``wsovvis/pseudo/class_agnostic.py``.
+categories have partitions (LV-VIS); ``tools/eval_ytvis.py`` then reports base / novel AP from the
+tracks' original partitions. See ``wsovvis/pseudo/class_agnostic.py``.
 """
 import argparse
 import os

@@ -8,9 +8,12 @@ Decisions:
       Re-running on an already class-agnostic file keeps the first originals (idempotent).
     * ``videos``, ``info``, ``licenses`` and every other key are copied unchanged.
     * The single category gets ``"partition": 0`` **only when the input categories carry a
-      partition** (LV-VIS). 0 is a base partition in LV-VIS, so partition-aware code (base/novel
-      splits, open-vocabulary filters) treats "object" as a seen class instead of dropping it. Plain
-      YTVIS inputs get no ``partition`` key.
+      partition** (LV-VIS). 0 is a base partition in LV-VIS, so partition-aware code (open-vocabulary
+      filters) treats "object" as a seen class instead of dropping it. Plain YTVIS inputs get no
+      ``partition`` key.
+    * Base / novel AP of such a file: the scorer reads each track's original partition from
+      ``orig_category_id`` and ``orig_categories`` and reports the class-agnostic AP with the other
+      partition's tracks ignored (not a base line of one category and a meaningless novel -1).
 """
 import copy
 from typing import Any, Dict
