@@ -337,20 +337,11 @@ def load_ground_truth(gt: Union[str, Dict[str, Any]]) -> GroundTruth:
     avg = np.array(avg, dtype=np.float64)
     no_areas = np.isnan(avg)
     avg[no_areas] = masks.mean_areas(np.nonzero(no_areas)[0])
-    return GroundTruth(
-        video_ids=video_ids,
-        video_hw=shapes,
-        video_len=np.array([lengths[int(v)] for v in video_ids], dtype=np.int64),
-        cat_ids=cat_ids,
-        partitions=partitions,
-        ann_ids=np.array(ann_ids, dtype=np.int64),
-        cat_pos=a_cat,
-        video_pos=a_vid,
-        crowd=np.array(crowd, dtype=bool),
-        avg_area=avg,
-        track_partition=np.array(t_part, dtype=np.int64) if orig_parts is not None else None,
-        masks=masks,
-    )
+    lengths = np.array([lengths[int(v)] for v in video_ids], dtype=np.int64)
+    t_part = np.array(t_part, dtype=np.int64) if orig_parts is not None else None
+    return GroundTruth(video_ids, shapes, lengths, cat_ids, partitions,
+                       np.array(ann_ids, dtype=np.int64), a_cat, a_vid, np.array(crowd, bool), avg,
+                       t_part, masks)
 
 
 def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) -> Detections:
@@ -429,11 +420,5 @@ def load_detections(results: Union[str, List[Dict[str, Any]]], gt: GroundTruth) 
     masks = build_masks(kept, [f"results[{i}]" for i in r_idx], gt.video_ids[r_vid],
                         gt.video_hw[r_vid], gt=False,
                         source=f"{what}: " if isinstance(results, str) else "")
-    return Detections(
-        result_index=np.array(r_idx, dtype=np.int64),
-        cat_pos=np.array(r_cat, dtype=np.int64),
-        video_pos=r_vid,
-        score=np.array(r_score, dtype=np.float64),
-        masks=masks,
-        num_dropped_unknown_category=dropped,
-    )
+    return Detections(np.array(r_idx, dtype=np.int64), np.array(r_cat, dtype=np.int64), r_vid,
+                      np.array(r_score, dtype=np.float64), masks, dropped)

@@ -116,14 +116,8 @@ def _polygon_fragment(polygons, h: int, w: int) -> bytes:
     return b'"' + counts.replace(b"\\", b"\\\\") + b'"'
 
 
-def build_masks(
-    tracks: Sequence[Sequence],
-    names: Sequence[str],
-    video_ids: np.ndarray,
-    video_hw: np.ndarray,
-    gt: bool,
-    source: str = "",
-) -> Masks:
+def build_masks(tracks: Sequence[Sequence], names: Sequence[str], video_ids: np.ndarray,
+                video_hw: np.ndarray, gt: bool, source: str = "") -> Masks:
     """Decode the frames of all tracks.
 
     Args:
@@ -211,17 +205,8 @@ def build_masks(
     exact[rows] = (stats[:, 6] == 0) & (total < 2**31)
     run_start = np.zeros(nf + 1, dtype=np.int64)
     run_start[rows + 1] = np.diff(starts)
-    return Masks(
-        track_start=track_start,
-        present=present,
-        h=hws[:, 0],
-        w=hws[:, 1],
-        area=area,
-        box=box,
-        exact=exact,
-        runs=runs,
-        run_start=np.cumsum(run_start),
-    )
+    return Masks(track_start, present, hws[:, 0], hws[:, 1], area, box, exact, runs,
+                 np.cumsum(run_start))
 
 
 def _check_size(frame, name, video_id, t, gt) -> bool:
@@ -240,10 +225,9 @@ def _bad_frame(name, video_id, t, frame, gt, why):
     if not isinstance(frame, list):
         size = None if frame.size is msgspec.UNSET else [frame.size.h, frame.size.w]
         frame = {"size": size, "counts": bytes(frame.counts)[:40].decode("ascii", "replace")}
-    raise ValueError(
-        f"{name} (video_id={video_id}) frame {t}: expected {kind} or null, got {frame!r:.80}"
-        + (f" ({why})" if why else "")
-    )
+    why = f" ({why})" if why else ""
+    raise ValueError(f"{name} (video_id={video_id}) frame {t}: expected {kind} or null, got "
+                     f"{frame!r:.80}{why}")
 
 
 def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
