@@ -24,7 +24,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -72,17 +71,27 @@ np.savez({out!r}, stats=ev.stats, precision=ev.eval["precision"], recall=ev.eval
 """
 
 
+# times a command from a small process of its own: a child forked from this (large) one would
+# report this one's memory as its peak
+LAUNCHER = """
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def timed(cmd):
     """Run a command; returns (wall s, CPU s, peak RSS MB), raising if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER] + cmd, capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    wall, cpu, peak = (float(v) for v in proc.stdout.split()[-3:])
+    return wall, cpu, peak
 
 
 def main(argv=None) -> int:
@@ -102,7 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (best CPU reported)")
     args = parser.parse_args(argv)
     cases = []
-    for key in args.cases:  # processes first, while this one is small (a fork copies its size)
+    for key in args.cases:
         case = CASES[key]
         spec = dict(case["spec"])
         spec["num_videos"] = max(1, int(round(spec["num_videos"] * args.scale)))

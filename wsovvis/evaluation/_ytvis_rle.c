@@ -72,26 +72,25 @@ static int decode_string(const char *s, Py_ssize_t len, Runs *r) {
     return 0;
 }
 
-#define SKIP_SPACE(p, end) \
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++
+#define IS_SPACE(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
 /* "[1, 2, 3]" -> runs; 0 ok, 1 not an array of non-negative 32-bit integers, -1 memory */
 static int decode_array(const char *s, Py_ssize_t len, Runs *r) {
     uint32_t *out = r->v + r->n;
-    Py_ssize_t room = r->cap - r->n;
-    const char *p = s + 1, *end = s + len;
-    Py_ssize_t m = 0;
+    Py_ssize_t room = r->cap - r->n, m = 0;
+    const char *p = s + 1, *last = s + len - 1;
+    if (*last != ']') return 1;  /* the final ']' ends every scan below */
     for (;;) {
-        SKIP_SPACE(p, end);
+        while (IS_SPACE(*p)) p++;
         const char *q = p;
         uint64_t x = 0;
-        while (p < end && (unsigned)(*p - '0') < 10) x = 10 * x + (uint64_t)(*p++ - '0');
-        if (p == q || p - q > 10 || x > 0xFFFFFFFFULL) return 1;
+        while ((unsigned)(*p - '0') < 10 && p - q < 11) x = 10 * x + (uint64_t)(*p++ - '0');
+        if (p == q || x > 0xFFFFFFFFULL) return 1;
         if (m == room) return -1;  /* cannot happen: runs_bound */
         out[m++] = (uint32_t)x;
-        SKIP_SPACE(p, end);
-        if (p < end && *p == ',') { p++; continue; }
-        if (p + 1 == end && *p == ']') break;
+        while (IS_SPACE(*p)) p++;
+        if (*p == ',') { p++; continue; }
+        if (p == last) break;
         return 1;
     }
     r->n += m;
