@@ -101,13 +101,21 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        """``YTVISEvaluator`` writing ``<OUTPUT_DIR>/inference[/<name>]/results.json``."""
+        """``YTVISEvaluator`` writing ``<OUTPUT_DIR>/inference[/<name>]/results.json``.
+
+        With ``MODEL.OPEN_VOCAB.ENABLED`` the open-vocabulary evaluator instead (class-agnostic
+        tubes named by a frozen CLIP; AP/APb/APn plus class-agnostic and oracle-label AP).
+        """
         from wsovvis.evaluation import YTVISEvaluator
 
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
             if len(cfg.DATASETS.TEST) > 1:
                 output_folder = os.path.join(output_folder, dataset_name)
+        if cfg.MODEL.OPEN_VOCAB.ENABLED:  # name the class-agnostic tubes with CLIP, then score
+            from wsovvis.open_vocab import build_open_vocab_evaluator
+
+            return build_open_vocab_evaluator(cfg, dataset_name, output_folder)
         return YTVISEvaluator(
             dataset_name,
             output_dir=output_folder,

@@ -96,11 +96,18 @@ def diagnostics(gt, agnostic_results, named_results, *, oracle: bool = True) -> 
         named_results: open-vocabulary results (path or list).
         oracle: also score the oracle-label results.
     """
-    rows = {"class-agnostic": _stats(evaluate_ytvis(gt, agnostic_results, class_agnostic=True)),
+    gt_doc = read_json(gt, "ground-truth file") if isinstance(gt, str) else gt
+    cats = [int(c["id"]) for c in gt_doc.get("categories") or []]
+    if not cats:
+        raise ValueError("ground truth has no categories: open-vocabulary AP is undefined")
+    agn = read_json(agnostic_results, "results file") if isinstance(agnostic_results, str) else agnostic_results
+    # class-agnostic pooling still drops results whose category is not a GT one (official): give
+    # every tube a GT category so none is lost
+    pooled = [dict(r, category_id=cats[0]) for r in agn]
+    rows = {"class-agnostic": _stats(evaluate_ytvis(gt, pooled, class_agnostic=True)),
             "open-vocab": _stats(evaluate_ytvis(gt, named_results))}
     if oracle:
-        agn = read_json(agnostic_results, "results file") if isinstance(agnostic_results, str) else agnostic_results
-        rows["oracle-label"] = _stats(evaluate_ytvis(gt, oracle_labels(agn, gt)))
+        rows["oracle-label"] = _stats(evaluate_ytvis(gt, oracle_labels(agn, gt_doc)))
     return rows
 
 

@@ -116,7 +116,7 @@ class TubeClassifier:
         frames = [f for f in range(length) if present[f]]
         for start in range(0, len(frames), self.frames_per_batch):
             batch = frames[start:start + self.frames_per_batch]
-            imgs = torch.stack([torch.as_tensor(np.ascontiguousarray(read_frame(f))).permute(2, 0, 1)
+            imgs = torch.stack([torch.from_numpy(np.array(read_frame(f))).permute(2, 0, 1)
                                 for f in batch])
             feats = self.clip.dense(imgs)  # (B, C, h, w)
             pooled, owners, areas = [], [], []
