@@ -34,9 +34,21 @@ def main(argv=None) -> int:
         "--class-agnostic", action="store_true", help="pool all categories (official useCats=0)"
     )
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
+    parser.add_argument(
+        "--oracle-labels",
+        action="store_true",
+        help="first relabel every result with the category of its best video-IoU GT tube "
+        "(oracle-label AP: the naming ceiling of these tubes)",
+    )
     args = parser.parse_args(argv)
     try:
-        res = evaluate_ytvis(args.gt, args.results, class_agnostic=args.class_agnostic)
+        results = args.results
+        if args.oracle_labels:
+            from wsovvis.open_vocab.diagnostics import oracle_labels
+            from wsovvis.utils.io import read_json
+
+            results = oracle_labels(read_json(args.results, "results file"), args.gt)
+        res = evaluate_ytvis(args.gt, results, class_agnostic=args.class_agnostic)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

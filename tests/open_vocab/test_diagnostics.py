@@ -46,3 +46,24 @@ def test_oracle_relabels_to_gt_categories(tiny_synthetic_dataset):
     assert {"APb", "APn"} <= set(rows["open-vocab"])  # the synthetic categories have partitions
     text = format_diagnostics(rows)
     assert "oracle-label" in text and "APn" in text
+
+
+def test_eval_ytvis_oracle_labels_flag(tiny_synthetic_dataset, tmp_path, capsys):
+    import importlib.util
+    import os
+
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "eval_ytvis.py")
+    spec = importlib.util.spec_from_file_location("eval_ytvis_tool", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    gt_path = tiny_synthetic_dataset["splits"]["val"]["gt_json"]
+    gt = json.load(open(gt_path))
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps([{"video_id": a["video_id"], "score": 0.5, "category_id": 1,
+                                "segmentations": a["segmentations"]} for a in gt["annotations"]]))
+    out = tmp_path / "m.json"
+    assert mod.main(["--gt", gt_path, "--results", str(res), "--oracle-labels", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["stats"]["AP"] == 1.0
+    res.write_text(json.dumps([{"score": 1}]))
+    assert mod.main(["--gt", gt_path, "--results", str(res), "--oracle-labels"]) == 2
+    assert "error: results[0] needs 'video_id'" in capsys.readouterr().err

@@ -67,8 +67,12 @@ def oracle_labels(results: List[dict], gt) -> List[dict]:
     by_video: Dict[int, list] = {}
     for a in gt.get("annotations", []):
         by_video.setdefault(int(a["video_id"]), []).append(a)
+    if not isinstance(results, list):
+        raise ValueError("results must be a list of {video_id, score, category_id, segmentations}")
     res_by_video: Dict[int, list] = {}
     for i, r in enumerate(results):
+        if not isinstance(r, dict) or "video_id" not in r or not isinstance(r.get("segmentations"), list):
+            raise ValueError(f"results[{i}] needs 'video_id' and a 'segmentations' list")
         res_by_video.setdefault(int(r["video_id"]), []).append(i)
     out = [dict(r) for r in results]
     for vid, idx in res_by_video.items():
