@@ -14,8 +14,10 @@ padded to a multiple of 32), batch 1, frame by frame with the propagated queries
   in its resume/streaming mode, interleaved with ours on the same frames; prints both, the
   ratio, and the max abs difference of the outputs; then upstream's full VIS test path
   (``_official_videomt.official_style_vis``) on the same frames. The official module needs
-  ``einops`` and ``transformers`` importable (e.g. installed with ``pip install --target DIR`` and put on
-  ``PYTHONPATH`` for this run only); without them it is skipped with a message.
+  ``einops`` and ``transformers`` importable (e.g. installed with ``pip install --target DIR``
+  and put on ``PYTHONPATH`` for this run only; its DINOv3 code needs transformers 4.56.1, the
+  version upstream pins); without them it is skipped with a message. DINOv3 configs are
+  compared too (the official model gets a random HF DINOv3 trunk of the same shape).
 
 GPU protocol (``--device cuda``), as upstream's ``benchmark.py``: backbone forward only, CUDA
 events around each frame, ``--amp`` autocast (upstream: fp16), ``--compile`` =

@@ -26,7 +26,9 @@ def _reference(frames, topk, output_size):
         if cand:
             x = resize_mask_logits(masks[cand][:, None].float(), padded_size, image_size, (h, w))
             binary = (x[:, 0] > 0).numpy().astype(np.uint8)
-            for q, rle, m in zip(cand, mask_util.encode(np.asfortranarray(binary.transpose(1, 2, 0))), binary):
+            for q, rle, m in zip(
+                cand, mask_util.encode(np.asfortranarray(binary.transpose(1, 2, 0))), binary
+            ):
                 if m.any():
                     enc[q] = rle["counts"]
         per_frame.append(enc)
@@ -86,8 +88,22 @@ def test_adversarial_logits_are_exact(low, image, output):
     g = torch.Generator().manual_seed(sum(low) + sum(output))
     num_q, num_frames = 12, 6
     padded = (4 * low[0], 4 * low[1])
-    specials = torch.tensor([1e-38, 1e-45, -1e-45, 0.0, -0.0, float("inf"), -float("inf"),
-                             float("nan"), 3e38, -3e38, 1e-30, 1e30])
+    specials = torch.tensor(
+        [
+            1e-38,
+            1e-45,
+            -1e-45,
+            0.0,
+            -0.0,
+            float("inf"),
+            -float("inf"),
+            float("nan"),
+            3e38,
+            -3e38,
+            1e-30,
+            1e30,
+        ]
+    )
     frames = []
     for t in range(num_frames):
         x = torch.randn(num_q, *low, generator=g) * torch.rand(num_q, 1, 1, generator=g) * 4

@@ -147,3 +147,21 @@ def test_hugging_face_dinov3_file_as_vit_weights(tmp_path):
     vit = model.backbone.encoder.backbone
     expected = hf.state_dict()["model.layer.1.layer_scale1.lambda1"]
     torch.testing.assert_close(vit.blocks[1].gamma_1, expected)
+
+
+def test_dinov3_vit_l_config_matches_upstream_architecture():
+    from detectron2.config import get_cfg
+
+    from wsovvis.config import add_wsovvis_config
+
+    cfg = get_cfg()
+    add_wsovvis_config(cfg)
+    cfg.merge_from_file(
+        os.path.join(REPO, "configs/videomt/VidEoMT-DINOv3-ViT-L-LVVIS-pseudo.yaml")
+    )
+    c = cfg.MODEL.VIDEOMT
+    with torch.device("meta"):
+        vit = build_vit(c.MODEL_NAME, c.IMG_SIZE, c.PATCH_SIZE, rope_rescale=c.ROPE_RESCALE)
+    assert (len(vit.blocks), vit.embed_dim, vit.blocks[0].attn.num_heads) == (24, 1024, 16)
+    assert vit.reg_token.shape[1] == 4 and vit.patch_embed.patch_size == (16, 16)
+    assert list(c.SEGMENTER_BLOCKS) == [20, 21, 22, 23] and cfg.INPUT.MIN_SIZE_TEST == 480

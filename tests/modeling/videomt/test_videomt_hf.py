@@ -101,15 +101,26 @@ def test_cli_to_hf_and_bad_inputs(tmp_path, capsys):
     src = tmp_path / "wsovvis.pth"
     torch.save({"model": model.state_dict()}, src)
     out = tmp_path / "hf_out"
-    info = tool.main(["--config-file", TINY_CONFIG, "--input", str(src), "--output", str(out),
-                      "--to", "hf"])
+    info = tool.main(
+        ["--config-file", TINY_CONFIG, "--input", str(src), "--output", str(out), "--to", "hf"]
+    )
     assert info == {"img_size": 64, "num_classes": 3}
     hf = transformers.VideomtForUniversalSegmentation.from_pretrained(str(out)).eval()
     assert _compare(hf, model.backbone, _video(2))[1] < RTOL
     capsys.readouterr()  # drop transformers' progress output
     with pytest.raises(SystemExit) as e:
-        tool.main(["--config-file", TINY_CONFIG, "--input", str(tmp_path / "nope.pth"),
-                   "--output", str(out), "--to", "hf"])
+        tool.main(
+            [
+                "--config-file",
+                TINY_CONFIG,
+                "--input",
+                str(tmp_path / "nope.pth"),
+                "--output",
+                str(out),
+                "--to",
+                "hf",
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1
     dinov3 = tiny_model(0, MODEL_NAME="custom_dinov3")

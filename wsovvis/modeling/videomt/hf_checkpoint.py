@@ -4,22 +4,20 @@ A Hugging Face VidEoMT checkpoint is a folder with ``config.json`` and ``model.s
 a hub id such as ``tue-mps/...`` when the network allows). It holds the same DINOv2-reg network
 as the official ``.pth`` under other names; this module renames both ways:
 
-=========================================================  ===================================
-Hugging Face                                               wsovvis (= official ``.pth``)
-=========================================================  ===================================
-``embeddings.cls_token`` / ``register_tokens``             ``backbone.encoder.backbone.cls_token`` / ``reg_token``
-``embeddings.position_embeddings.weight`` (N, C)           ``...pos_embed`` (1, N, C)
-``embeddings.patch_embeddings.projection``                 ``...patch_embed.proj``
-``layers.i.attention.{q,k,v}_proj``                        ``...blocks.i.attn.qkv`` (concatenated)
-``layers.i.attention.out_proj``                            ``...blocks.i.attn.proj``
-``layers.i.layer_scale{1,2}.lambda1``                      ``...blocks.i.ls{1,2}.gamma``
-``layers.i.{norm1,norm2,mlp.fc1,mlp.fc2}``                 ``...blocks.i.{same}``
-``layernorm``                                              ``...norm``
-``query`` / ``query_updater`` / ``class_predictor``        ``backbone.q`` / ``backbone.query_updater`` / ``backbone.class_head``
-``mask_head.fc{1,2,3}``                                    ``backbone.mask_head.{0,2,4}``
-``upscale_block.block.i.{conv1,conv2,layernorm2d}``        ``backbone.upscale.i.{conv1,conv2,norm}``
-``attn_mask_probs`` / ``criterion.empty_weight``           ``backbone.attn_mask_probs`` / same
-=========================================================  ===================================
+Hugging Face name -> wsovvis name (``V.`` = ``backbone.encoder.backbone.``):
+
+* ``embeddings.cls_token`` / ``register_tokens`` -> ``V.cls_token`` / ``V.reg_token``
+* ``embeddings.position_embeddings.weight`` (N, C) -> ``V.pos_embed`` (1, N, C)
+* ``embeddings.patch_embeddings.projection`` -> ``V.patch_embed.proj``
+* ``layers.i.attention.{q,k,v}_proj`` -> ``V.blocks.i.attn.qkv`` (concatenated)
+* ``layers.i.attention.out_proj`` -> ``V.blocks.i.attn.proj``
+* ``layers.i.layer_scale{1,2}.lambda1`` -> ``V.blocks.i.ls{1,2}.gamma``
+* ``layers.i.{norm1,norm2,mlp.fc1,mlp.fc2}`` -> ``V.blocks.i.{same}``; ``layernorm`` -> ``V.norm``
+* ``query`` / ``query_updater`` / ``class_predictor`` -> ``backbone.q`` /
+  ``backbone.query_updater`` / ``backbone.class_head``
+* ``mask_head.fc{1,2,3}`` -> ``backbone.mask_head.{0,2,4}``
+* ``upscale_block.block.i.{conv1,conv2,layernorm2d}`` -> ``backbone.upscale.i.{conv1,conv2,norm}``
+* ``attn_mask_probs`` -> ``backbone.attn_mask_probs``; ``criterion.empty_weight`` unchanged
 
 ``embeddings.mask_token`` (pre-training only) has no wsovvis counterpart: dropped on import,
 written as zeros on export. Loading goes through the checkpoint policy: the converter
@@ -85,7 +83,9 @@ _LAYER_RENAMES = {
 _LAYER_SAME = ("norm1.", "norm2.", "mlp.fc1.", "mlp.fc2.")
 
 
-def hf_to_wsovvis(sd: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], ConversionReport]:
+def hf_to_wsovvis(
+    sd: Mapping[str, torch.Tensor],
+) -> Tuple[Dict[str, torch.Tensor], ConversionReport]:
     """Rename a Hugging Face VidEoMT state dict to wsovvis names.
 
     Args:
@@ -230,9 +230,16 @@ def hf_weights_file(path: str) -> Optional[str]:
         ValueError: a folder/hub checkpoint that is not a single-file VidEoMT checkpoint, or a
             hub id that cannot be downloaded (one message naming it).
     """
-    if not path or os.path.isfile(path) or re.match(r"^[a-z]+://", path) and not path.startswith("hf://"):
+    if (
+        not path
+        or os.path.isfile(path)
+        or re.match(r"^[a-z]+://", path)
+        and not path.startswith("hf://")
+    ):
         return None
-    if path.startswith("hf://") or (not os.path.exists(path) and re.fullmatch(r"[\w.-]+/[\w.-]+", path)):
+    if path.startswith("hf://") or (
+        not os.path.exists(path) and re.fullmatch(r"[\w.-]+/[\w.-]+", path)
+    ):
         repo = path[len("hf://") :] if path.startswith("hf://") else path
         try:
             from huggingface_hub import snapshot_download
