@@ -31,11 +31,8 @@ _FIXES = [
     (r"^from \. import mask as maskUtils$", "from pycocotools import mask as maskUtils", "both"),
     (r"^(import matplotlib.*|from matplotlib.*)$", "", "ytvos"),
     (r"\bnp\.float\b(?!_|\d)", "float", "both"),
-    (
-        r"np\.linspace\(([^,]+), ([^,]+), (np\.round\(.*\) \+ 1), endpoint=True\)",
-        r"np.linspace(\1, \2, int(\3), endpoint=True)",
-        "ytvoseval",
-    ),
+    (r"np\.linspace\(([^,]+), ([^,]+), (np\.round\(.*\) \+ 1), endpoint=True\)",
+     r"np.linspace(\1, \2, int(\3), endpoint=True)", "ytvoseval"),
     (r"\bunicode\b", "str", "ytvos"),
 ]
 

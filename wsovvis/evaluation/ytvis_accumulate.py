@@ -20,20 +20,10 @@ __all__ = ["accumulate", "summarize", "STAT_NAMES", "SUMMARY_SPECS", "format_sta
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 STAT_NAMES += ["AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 # (is_ap, iou_thr, area_label, max_dets) for the 12 official lines
-SUMMARY_SPECS = [
-    (1, None, "all", 100),
-    (1, 0.5, "all", 100),
-    (1, 0.75, "all", 100),
-    (1, None, "small", 100),
-    (1, None, "medium", 100),
-    (1, None, "large", 100),
-    (0, None, "all", 1),
-    (0, None, "all", 10),
-    (0, None, "all", 100),
-    (0, None, "small", 100),
-    (0, None, "medium", 100),
-    (0, None, "large", 100),
-]
+_SIZES = ["small", "medium", "large"]
+SUMMARY_SPECS = [(1, thr, "all", 100) for thr in (None, 0.5, 0.75)]
+SUMMARY_SPECS += [(1, None, area, 100) for area in _SIZES]
+SUMMARY_SPECS += [(0, None, "all", m) for m in MAX_DETS] + [(0, None, a, 100) for a in _SIZES]
 
 
 def _min_tp_for_recall(npig: np.ndarray) -> np.ndarray:
@@ -162,29 +152,31 @@ def _accumulate_one(k_s, score_s, mt, ig, npig, tp_min_all, mi, precision, recal
     pr = tp / (fp + tp + np.spacing(1))
     pr = _segment_suffix_max(pr, seg_id, ends)
     # recall threshold r is first reached where the segment's TP count reaches tp_min[r], i.e.
-    # at its tp_min-th true positive (at its first detection when tp_min == 0)
+    # at its tp_min-th true positive (at its first detection when tp_min == 0; 0 when the row
+    # has fewer true positives): tables [T, V, j] of those values, read at j = tp_min[v, r]
     tp_min = tp_min_all[seg_k]  # [S, A, R]
-    tp_in_seg = tpc[:, ends - 1]  # [A*T, S]
-    nz_rows, nz_cols = np.nonzero(tp_i)
-    row_start = np.searchsorted(nz_rows, np.arange(num_a * num_t))
+    tp_row, tp_col = np.nonzero(tp_i)
+    tp_rank, tp_seg = tpc[tp_row, tp_col], seg_id[tp_col]
     valid = npig[seg_k] > 0  # [S, A]
     for a in range(num_a):
         v = np.nonzero(valid[:, a])[0]
         if len(v) == 0:
             continue
-        rows = np.arange(a * num_t, (a + 1) * num_t)
-        j = tp_min[v, a, :][None]  # [1, V, R]
-        has = j <= tp_in_seg[rows][:, v, None]  # [T, V, R]
-        nth = row_start[rows, None, None] + tp_before[rows][:, v, None] + j - 1
-        pos = starts[v][None, :, None] + np.zeros_like(nth)
-        if len(nz_cols):
-            pos = np.where(j == 0, pos, nz_cols[np.clip(nth, 0, len(nz_cols) - 1)])
-        q = np.where(has, pr[rows[:, None, None], pos], 0.0)  # [T, V, R]
-        ks = seg_k[v]
-        precision[mi, a, ks] = q.transpose(1, 0, 2)
-        if scores is not None:
-            scores[mi, a, ks] = np.where(has, score_s[pos], 0.0).transpose(1, 0, 2)
-        recall[mi, a, ks] = rc[rows][:, ends[v] - 1].T
+        rows = slice(a * num_t, (a + 1) * num_t)
+        j = tp_min[v, a, :]  # [V, R]
+        v_of_seg = np.full(num_s, -1)
+        v_of_seg[v] = np.arange(len(v))
+        sel = (tp_row // num_t == a) & (tp_rank <= j.max())
+        at = (tp_row[sel] - a * num_t, v_of_seg[tp_seg[sel]], tp_rank[sel])
+        columns = np.arange(len(v))[:, None]
+        for values, out in ((pr, precision), (np.broadcast_to(score_s, pr.shape), scores)):
+            if out is None:
+                continue
+            table = np.zeros((num_t, len(v), int(j.max()) + 1))
+            table[:, :, 0] = values[rows][:, starts[v]]
+            table[at] = values[tp_row[sel], tp_col[sel]]
+            out[mi, a, seg_k[v]] = table[:, columns, j].transpose(1, 0, 2)  # [V, T, R]
+        recall[mi, a, seg_k[v]] = rc[rows][:, ends[v] - 1].T
 
 
 def _summarize_one(precision, recall, is_ap, iou_thr, area, max_dets, valid, k_sel=None) -> float:

@@ -147,14 +147,11 @@ def _non_finite_message(data: bytes, what: str) -> Optional[str]:
         doc = json.loads(bytes(data))
     except ValueError:
         return None
-    if isinstance(doc, list):
-        for i, r in enumerate(doc):
-            s = r.get("score") if isinstance(r, dict) else None
-            if isinstance(s, float) and not math.isfinite(s):
-                return (
-                    f"{what}: results[{i}] (video_id={r.get('video_id')}): score must be a "
-                    f"finite number, got {s!r} (NaN/Infinity are not JSON)"
-                )
+    for i, r in enumerate(doc if isinstance(doc, list) else []):
+        s = r.get("score") if isinstance(r, dict) else None
+        if isinstance(s, float) and not math.isfinite(s):
+            return (f"{what}: results[{i}] (video_id={r.get('video_id')}): score must be a finite "
+                    f"number, got {s!r} (NaN/Infinity are not JSON)")
     return f"{what} holds NaN or Infinity, which JSON does not allow"
 
 
@@ -213,7 +210,7 @@ def _mean_truthy_area(areas, ann_id) -> float:
     if not isinstance(areas, list):
         raise ValueError(f"GT annotation id={ann_id}: 'areas' must be a list, got {areas!r:.40}")
     vals = [a for a in areas if a]
-    if all(type(a) is int for a in vals):  # numpy's mean of integers is this exact division
+    if set(map(type, vals)) <= {int}:  # numpy's mean of integers is this exact division
         return sum(vals) / len(vals) if vals else 0.0
     try:
         return float(np.array(vals).mean())
@@ -242,10 +239,9 @@ def _partitions(cats: list, where: str) -> Optional[Dict[int, int]]:
     out = {}
     for i, c in enumerate(cats):
         if not isinstance(c, dict) or "partition" not in c:
-            raise ValueError(
-                f"ground truth {where}[{i}] (id={c.get('id') if isinstance(c, dict) else c!r}) "
-                "has no 'partition' while others have: base/novel AP would silently leave it out"
-            )
+            cid = c.get("id") if isinstance(c, dict) else c
+            raise ValueError(f"ground truth {where}[{i}] (id={cid!r}) has no 'partition' while "
+                             "others have: base/novel AP would silently leave it out")
         out[c.get("id")] = _partition(c, i)
     return out
 
