@@ -3,6 +3,7 @@ a random model built by transformers itself gives the same logits as wsovvis aft
 
 import pytest
 import torch
+import transformers  # requirements.txt: these tests must run, never skip
 from videomt_testutils import REPO, TINY_CONFIG, tiny_cfg, tiny_model
 
 from wsovvis.engine.checkpoint import CheckpointError, VideoCheckpointer
@@ -12,8 +13,6 @@ from wsovvis.modeling.videomt.hf_checkpoint import (
     hf_weights_file,
     wsovvis_to_hf,
 )
-
-transformers = pytest.importorskip("transformers")
 
 # max |diff| relative to the largest logit (mask logits reach O(100) with these weights): the two
 # implementations only differ in the order of float32 operations (q/k/v split vs fused matmul,
