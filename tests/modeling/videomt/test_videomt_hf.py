@@ -134,3 +134,6 @@ def test_not_a_videomt_folder_is_one_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="not 'videomt'"):
         VideoCheckpointer(model, cfg=tiny_cfg(), mode="eval").load(str(tmp_path))
     assert hf_weights_file(str(tmp_path / "model.safetensors")) is None
+    assert hf_weights_file("output/model_final.pth") is None  # a missing file, not a hub id
+    with pytest.raises(CheckpointError, match="cannot download Hugging Face checkpoint"):
+        VideoCheckpointer(model, cfg=tiny_cfg(), mode="eval").load("hf://nobody/no-such-model")

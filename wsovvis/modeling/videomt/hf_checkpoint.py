@@ -81,6 +81,7 @@ _LAYER_RENAMES = {
     "layer_scale2.lambda1": "ls2.gamma",
 }
 _LAYER_SAME = ("norm1.", "norm2.", "mlp.fc1.", "mlp.fc2.")
+_FILE_EXT = r"\.(pth|pkl|pt|bin|ckpt|safetensors|json|ya?ml)$"  # local files, never hub ids
 
 
 def hf_to_wsovvis(
@@ -237,9 +238,8 @@ def hf_weights_file(path: str) -> Optional[str]:
         and not path.startswith("hf://")
     ):
         return None
-    if path.startswith("hf://") or (
-        not os.path.exists(path) and re.fullmatch(r"[\w.-]+/[\w.-]+", path)
-    ):
+    hub_like = re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", path) and not re.search(_FILE_EXT, path)
+    if path.startswith("hf://") or (hub_like and not os.path.exists(path)):
         repo = path[len("hf://") :] if path.startswith("hf://") else path
         try:
             from huggingface_hub import snapshot_download

@@ -2,8 +2,9 @@
 
 Query index = track id, so a video needs only the per-query class-logit sums and, per frame,
 enough of each query's mask logits to reproduce its final mask. The top-k tracks are known only
-after the last frame, and any query may still enter them (per-frame logits are unbounded), so
-each frame keeps a compact, EXACT low-resolution code of every query with a positive logit
+after the last frame, and any query may still enter them (a frame's class logits are bounded only
+by the class-head and final-LayerNorm weight norms, far above typical values, and a stream's
+length is unknown), so each frame keeps a compact, EXACT low-resolution code of every query with a positive logit
 (:class:`CompactMaskLogits`); after the last frame only the top-k queries are decoded, resized to
 the original size (bilinear to the padded input, crop, bilinear to the original, ``> 0``) and
 RLE-encoded. The output is bit-identical to resizing and thresholding every query on every frame.
