@@ -148,8 +148,9 @@ def build_masks(tracks: Sequence[Sequence], names: Sequence[str], video_ids: np.
 
     hws = np.full((len(frames), 2), -1, dtype=np.int64)
 
-    def sizes(rows):
-        return np.array([(frames[j].size.h, frames[j].size.w) for j in rows], np.int64)
+    def sizes(rows):  # two int lists (no tuple per frame for the garbage collector to track)
+        h, w = [frames[j].size.h for j in rows], [frames[j].size.w for j in rows]
+        return np.stack([np.array(h, np.int64), np.array(w, np.int64)], axis=1)
 
     try:
         hws[rows] = sizes(rows).reshape(-1, 2)
