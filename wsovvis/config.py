@@ -61,7 +61,7 @@ def _add_solver_config(cfg):
 
 
 def _add_videomt_config(cfg):
-    """VidEoMT meta-architecture (read by ``wsovvis.modeling.meta_arch.videomt``)."""
+    """VidEoMT meta-architecture (read by ``wsovvis.modeling.videomt.meta_arch``)."""
     cfg.MODEL.VIDEOMT = CN()
     _C = cfg.MODEL.VIDEOMT
     _C.MODEL_NAME = "vit_small_patch14_reg4_dinov2"  # timm ViT id (DINOv2, or DINOv3 *_dinov3_qkvb), or "custom"/"custom_dinov3" (EMBED_DIM/DEPTH/...)
@@ -94,7 +94,7 @@ def _add_videomt_config(cfg):
 
 
 def _add_seqformer_config(cfg):
-    """SeqFormer meta-architecture, key names as in VNext (read by ``wsovvis.modeling.meta_arch.seqformer``)."""
+    """SeqFormer meta-architecture, key names as in VNext (read by ``wsovvis.modeling.seqformer.meta_arch``)."""
     cfg.MODEL.SeqFormer = CN()
     sf = cfg.MODEL.SeqFormer
     sf.NUM_CLASSES = 80  # classes of the sigmoid (focal) classifier; no no-object class
@@ -225,6 +225,7 @@ def add_wsovvis_config(cfg):
         _add_videomt_config,
         _add_seqformer_config,
         _add_dinov2_config,
+        _add_swin_config,
         _add_open_vocab_config,
     ):
         add(cfg)

@@ -8,7 +8,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_model
 from detectron2.structures import BitMasks, Instances
 
 from wsovvis.config import add_wsovvis_config
-from wsovvis.modeling.meta_arch.seqformer import WSSeqFormer
+from wsovvis.modeling.seqformer.meta_arch import WSSeqFormer
 from wsovvis.utils.rle import decode_segmentation
 
 TINY_CFG = "configs/seqformer/tiny_test.yaml"

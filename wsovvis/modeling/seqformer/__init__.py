@@ -1,5 +1,5 @@
 """SeqFormer components: deformable video transformer, CondInst mask head, matcher/criterion,
-targets and post-processing. The meta-architecture is ``wsovvis.modeling.meta_arch.seqformer``."""
+targets and post-processing. The meta-architecture is :mod:`wsovvis.modeling.seqformer.meta_arch`."""
 from .criterion import SeqFormerCriterion, build_seqformer_matcher
 from .inference import select_predictions
 from .mask_head import DynamicMaskHead, MaskFeatureFPN, aligned_bilinear, compute_locations

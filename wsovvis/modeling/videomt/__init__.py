@@ -1,6 +1,6 @@
 """VidEoMT network pieces: ViT trunk, query-propagating segmenter, streaming inference,
 official-checkpoint loading. The detectron2 meta-architecture is
-:class:`wsovvis.modeling.meta_arch.videomt.WSVidEoMT`."""
+:class:`wsovvis.modeling.videomt.meta_arch.WSVidEoMT`."""
 
 from .checkpoint import (
     convert_videomt_checkpoint,

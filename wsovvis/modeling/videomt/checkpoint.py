@@ -101,7 +101,7 @@ def load_videomt_checkpoint(model: nn.Module, checkpoint: Union[str, Mapping]) -
     """Load an official-format VidEoMT checkpoint into a ``WSVidEoMT`` model, strictly.
 
     Args:
-        model: a :class:`~wsovvis.modeling.meta_arch.videomt.WSVidEoMT`.
+        model: a :class:`~wsovvis.modeling.videomt.meta_arch.WSVidEoMT`.
         checkpoint: path to a ``.pth`` or a loaded ``{"model": sd}`` / state dict.
 
     Returns:

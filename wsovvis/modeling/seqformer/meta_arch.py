@@ -25,22 +25,26 @@ import math
 from typing import Dict, List
 
 import torch
-from torch import nn
-
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
+from torch import nn
 
-from ..backbone.masked_backbone import MaskedBackbone
-from ..layers import PositionEmbeddingSine
-from ..seqformer.clip_matching import ClipTracker, clip_windows
-from ..seqformer.criterion import SeqFormerCriterion, build_seqformer_matcher
-from ..seqformer.inference import SELECTION_MODES, select_predictions
-from ..seqformer.mask_head import DynamicMaskHead, MaskFeatureFPN
-from ..seqformer.targets import pad_frames, prepare_video_targets
-from ..seqformer.transformer import SeqFormerTransformer
-from ..set_prediction import aux_weight_dict, make_video_output, masks_to_rle_tracks
-from ..set_prediction.postprocess import MASK_RESIZE_MODES, mask_logits_to_masks
+from wsovvis.modeling.backbone.masked_backbone import MaskedBackbone
+from wsovvis.modeling.layers import PositionEmbeddingSine
+from wsovvis.modeling.set_prediction import (
+    aux_weight_dict,
+    make_video_output,
+    masks_to_rle_tracks,
+)
+from wsovvis.modeling.set_prediction.postprocess import MASK_RESIZE_MODES, mask_logits_to_masks
+
+from .clip_matching import ClipTracker, clip_windows
+from .criterion import SeqFormerCriterion, build_seqformer_matcher
+from .inference import SELECTION_MODES, select_predictions
+from .mask_head import DynamicMaskHead, MaskFeatureFPN
+from .targets import pad_frames, prepare_video_targets
+from .transformer import SeqFormerTransformer
 
 __all__ = ["WSSeqFormer"]
 

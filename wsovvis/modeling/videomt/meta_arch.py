@@ -37,10 +37,11 @@ from wsovvis.modeling.set_prediction import (
     aux_weight_dict,
     build_mask_matcher,
 )
-from wsovvis.modeling.videomt.inference import VideoStream
-from wsovvis.modeling.videomt.network import VidEoMTNetwork
-from wsovvis.modeling.videomt.dinov3 import load_dinov3_weights
-from wsovvis.modeling.videomt.vit import ViTEncoder, build_vit, is_dinov3
+
+from .dinov3 import load_dinov3_weights
+from .inference import VideoStream
+from .network import VidEoMTNetwork
+from .vit import ViTEncoder, build_vit, is_dinov3
 
 __all__ = ["WSVidEoMT"]
 
