@@ -26,19 +26,19 @@ SUMMARY_SPECS += [(1, None, area, 100) for area in _SIZES]
 SUMMARY_SPECS += [(0, None, "all", m) for m in MAX_DETS] + [(0, None, a, 100) for a in _SIZES]
 
 
-def _min_tp_for_recall(npig: np.ndarray) -> np.ndarray:
-    """int64 [..., R]: smallest integer j with float64(j) / npig >= REC_THRESHOLDS[r].
+def _min_tp_for_recall(num_gt: np.ndarray) -> np.ndarray:
+    """int64 [..., R]: smallest integer j with float64(j) / num_gt >= REC_THRESHOLDS[r].
 
     Computed once per distinct GT count (a few dozen values) and looked up.
     """
-    values, inverse = np.unique(np.maximum(npig, 1), return_inverse=True)
+    values, inverse = np.unique(np.maximum(num_gt, 1), return_inverse=True)
     n = values.astype(np.float64)[:, None]
     base = np.floor(REC_THRESHOLDS * n) - 1
     cands = np.minimum(np.maximum(base[..., None] + np.arange(4), 0), n[..., None])  # [U, R, 4]
     ok = cands / n[..., None] >= REC_THRESHOLDS[:, None]
     cands = np.where(ok, cands, np.inf).min(axis=-1)
     table = np.where(np.isinf(cands), n, cands).astype(np.int64)
-    return table[inverse.reshape(npig.shape)]
+    return table[inverse.reshape(num_gt.shape)]
 
 
 def _filled(shape, value: float) -> np.ndarray:
@@ -59,7 +59,7 @@ def _filled(shape, value: float) -> np.ndarray:
     return out
 
 
-def accumulate(det_k, det_vpos, det_rank, det_score, matched, ignored, npig, with_scores=False):
+def accumulate(det_k, det_vpos, det_rank, det_score, matched, ignored, num_gt, with_scores=False):
     """Precision / recall / score arrays, as ``YTVOSeval.accumulate``.
 
     Args:
@@ -68,7 +68,7 @@ def accumulate(det_k, det_vpos, det_rank, det_score, matched, ignored, npig, wit
         det_rank: int [N] rank of the detection in its block (score order).
         det_score: float64 [N].
         matched: bool [A, T, N]; ignored: bool [A, T, N] (from matching, maxDet = 100).
-        npig: int [K, A] number of non-ignored GT per category and area range.
+        num_gt: int [K, A] number of non-ignored GT per category and area range.
         with_scores: also build the official ``scores`` array (otherwise None; it is as large
             as ``precision``).
 
@@ -76,27 +76,27 @@ def accumulate(det_k, det_vpos, det_rank, det_score, matched, ignored, npig, wit
         ``(precision [T, R, K, A, M], recall [T, K, A, M], scores [T, R, K, A, M] or None)``,
         -1 where a category has no non-ignored GT.
     """
-    num_k, num_a = npig.shape
+    num_k, num_a = num_gt.shape
     num_t, num_r, num_m = len(IOU_THRESHOLDS), len(REC_THRESHOLDS), len(MAX_DETS)
     # filled in [M, A, K, T, R] memory order (one contiguous run per category), returned as
     # [T, R, K, A, M] views
     precision = _filled((num_m, num_a, num_k, num_t, num_r), -1.0)
     recall = _filled((num_m, num_a, num_k, num_t), -1.0)
     scores = _filled((num_m, num_a, num_k, num_t, num_r), -1.0) if with_scores else None
-    has_gt = npig > 0  # [K, A]
+    has_gt = num_gt > 0  # [K, A]
     kk, aa = np.nonzero(has_gt)
     precision[:, aa, kk] = 0.0
     recall[:, aa, kk] = 0.0
     if with_scores:
         scores[:, aa, kk] = 0.0
     order = np.lexsort((det_rank, det_vpos, -det_score, det_k))
-    tp_min_all = _min_tp_for_recall(npig)  # [K, A, R]
+    tp_min_all = _min_tp_for_recall(num_gt)  # [K, A, R]
     for mi, max_det in enumerate(MAX_DETS):
         sel = order[det_rank[order] < max_det]
         sel = sel[has_gt[det_k[sel]].any(axis=1)] if len(sel) else sel
         if len(sel) == 0:
             continue
-        _accumulate_one(det_k[sel], det_score[sel], matched[:, :, sel], ignored[:, :, sel], npig,
+        _accumulate_one(det_k[sel], det_score[sel], matched[:, :, sel], ignored[:, :, sel], num_gt,
                         tp_min_all, mi, precision, recall, scores)
     return _as_official_layout(precision, recall, scores)
 
@@ -130,25 +130,26 @@ def _segment_suffix_max(values: np.ndarray, seg_id: np.ndarray, ends: np.ndarray
     return out
 
 
-def _accumulate_one(k_s, score_s, mt, ig, npig, tp_min_all, mi, precision, recall, scores) -> None:
+def _accumulate_one(det_cat, det_score, matched, ignored, num_gt, tp_min_all, m, precision, recall,
+                    scores) -> None:
     """Fill the arrays for one maxDet from detections already in accumulate order."""
-    num_a, num_t, n = mt.shape
-    seg_k, starts, counts = np.unique(k_s, return_index=True, return_counts=True)
+    num_a, num_t, n = matched.shape
+    seg_k, starts, counts = np.unique(det_cat, return_index=True, return_counts=True)
     num_s = len(seg_k)
     seg_id = np.repeat(np.arange(num_s), counts)
     ends = starts + counts
-    tp_i = (mt & ~ig).reshape(num_a * num_t, n)
-    fp_i = (~mt & ~ig).reshape(num_a * num_t, n)
+    tp_i = (matched & ~ignored).reshape(num_a * num_t, n)
+    fp_i = (~matched & ~ignored).reshape(num_a * num_t, n)
     tp_raw = np.cumsum(tp_i, axis=1, dtype=np.int64)
     fpc = np.cumsum(fp_i, axis=1, dtype=np.int64)
     zero = np.zeros((num_a * num_t, 1), dtype=np.int64)
     tp_before = np.concatenate([zero, tp_raw], axis=1)[:, starts]  # [A*T, S]
     tpc = tp_raw - tp_before[:, seg_id]
     fpc -= np.concatenate([zero, fpc], axis=1)[:, starts][:, seg_id]
-    npig_rows = np.repeat(npig[seg_k].T, num_t, axis=0)  # [A*T, S]
+    num_gt_rows = np.repeat(num_gt[seg_k].T, num_t, axis=0)  # [A*T, S]
     tp = tpc.astype(np.float64)
     fp = fpc.astype(np.float64)
-    rc = tp / np.maximum(npig_rows, 1)[:, seg_id]
+    rc = tp / np.maximum(num_gt_rows, 1)[:, seg_id]
     pr = tp / (fp + tp + np.spacing(1))
     pr = _segment_suffix_max(pr, seg_id, ends)
     # recall threshold r is first reached where the segment's TP count reaches tp_min[r], i.e.
@@ -157,7 +158,7 @@ def _accumulate_one(k_s, score_s, mt, ig, npig, tp_min_all, mi, precision, recal
     tp_min = tp_min_all[seg_k]  # [S, A, R]
     tp_row, tp_col = np.nonzero(tp_i)
     tp_rank, tp_seg = tpc[tp_row, tp_col], seg_id[tp_col]
-    valid = npig[seg_k] > 0  # [S, A]
+    valid = num_gt[seg_k] > 0  # [S, A]
     for a in range(num_a):
         v = np.nonzero(valid[:, a])[0]
         if len(v) == 0:
@@ -169,14 +170,14 @@ def _accumulate_one(k_s, score_s, mt, ig, npig, tp_min_all, mi, precision, recal
         sel = (tp_row // num_t == a) & (tp_rank <= j.max())
         at = (tp_row[sel] - a * num_t, v_of_seg[tp_seg[sel]], tp_rank[sel])
         columns = np.arange(len(v))[:, None]
-        for values, out in ((pr, precision), (np.broadcast_to(score_s, pr.shape), scores)):
+        for values, out in ((pr, precision), (np.broadcast_to(det_score, pr.shape), scores)):
             if out is None:
                 continue
             table = np.zeros((num_t, len(v), int(j.max()) + 1))
             table[:, :, 0] = values[rows][:, starts[v]]
             table[at] = values[tp_row[sel], tp_col[sel]]
-            out[mi, a, seg_k[v]] = table[:, columns, j].transpose(1, 0, 2)  # [V, T, R]
-        recall[mi, a, seg_k[v]] = rc[rows][:, ends[v] - 1].T
+            out[m, a, seg_k[v]] = table[:, columns, j].transpose(1, 0, 2)  # [V, T, R]
+        recall[m, a, seg_k[v]] = rc[rows][:, ends[v] - 1].T
 
 
 def _summarize_one(precision, recall, is_ap, iou_thr, area, max_dets, valid, k_sel=None) -> float:
@@ -199,20 +200,19 @@ def _summarize_one(precision, recall, is_ap, iou_thr, area, max_dets, valid, k_s
     return float(np.mean(s))
 
 
-def summarize(
-    precision: np.ndarray, recall: np.ndarray, npig: np.ndarray, k_sel: Optional[np.ndarray] = None
-) -> np.ndarray:
+def summarize(precision: np.ndarray, recall: np.ndarray, num_gt: np.ndarray,
+              k_sel: Optional[np.ndarray] = None) -> np.ndarray:
     """The 12 official stats (AP, AP50, AP75, APs/m/l, AR1, AR10, AR100, ARs/m/l).
 
     Args:
         precision: [T, R, K, A, M]; recall: [T, K, A, M].
-        npig: int [K, A] non-ignored GT counts (categories with 0 hold -1 in the arrays).
+        num_gt: int [K, A] non-ignored GT counts (categories with 0 hold -1 in the arrays).
         k_sel: optional category positions to restrict the means to (LV-VIS base / novel).
 
     Returns:
         float64 [12].
     """
-    valid = npig > 0
+    valid = num_gt > 0
     return np.array(
         [_summarize_one(precision, recall, *spec, valid, k_sel=k_sel) for spec in SUMMARY_SPECS]
     )

@@ -254,7 +254,7 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     fg = gm.track_start[g][pair] + t
     both = dm.present[fd] & gm.present[fg]
     same = both & (dm.h[fd] == gm.h[fg]) & (dm.w[fd] == gm.w[fg])
-    a_d, a_g = dm.area[fd], gm.area[fg]
+    area_d, area_g = dm.area[fd], gm.area[fg]
     # foreground box overlap; disjoint masks: |d & g| = 0 and |d | g| = |d| + |g|
     bd, bg = dm.box[fd], gm.box[fg]
     ov_x = np.minimum(bd[:, 1], bg[:, 1]) - np.maximum(bd[:, 0], bg[:, 0])
@@ -262,14 +262,14 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     overlap = np.maximum(ov_x, 0) * np.maximum(ov_y, 0)
     exact = dm.exact[fd] & gm.exact[fg] & (same | ~both)
     apart = same & exact & (overlap == 0)
-    bound = np.where(same, np.minimum(np.minimum(a_d, a_g), overlap), 0)
+    bound = np.where(same, np.minimum(np.minimum(area_d, area_g), overlap), 0)
     n = len(d)
 
     def per_pair(values):  # sums of integers < 2**53: exact in float64
         return np.bincount(pair, weights=values, minlength=n).astype(np.float64)
 
     # the IoU is below 0.5 once 3 * (bound - slack) < |d| + |g|, slack = sum(bound - I) so far
-    limit = (3 * per_pair(bound) - per_pair(a_d + a_g)).astype(np.int64)
+    limit = (3 * per_pair(bound) - per_pair(area_d + area_g)).astype(np.int64)
     limit[per_pair(~exact) > 0] = np.iinfo(np.int64).max  # merge() may stop early: no bound
     skip = limit < 0
     merge = np.nonzero(same & ~apart & ~skip[pair])[0]
@@ -280,14 +280,14 @@ def pair_ious(dm: Masks, gm: Masks, d: np.ndarray, g: np.ndarray) -> np.ndarray:
     lo = np.where(exact[merge], np.maximum(bd[merge, 0], bg[merge, 0]) * h, -1)
     hi = np.minimum(bd[merge, 1], bg[merge, 1]) * h
     inter = np.zeros(len(pair), dtype=np.int64)
-    union = np.where(both & ~same, 0, a_d + a_g)  # frames of one mask, or of disjoint masks
+    union = np.where(both & ~same, 0, area_d + area_g)  # frames of one mask, or of disjoint masks
     as64 = lambda x: np.ascontiguousarray(x, np.int64)  # noqa: E731
     merged = rle.merge_areas(dm.runs, dm.run_start, gm.runs, gm.run_start, as64(fdm), as64(fgm),
                              as64(lo), as64(hi), as64(p), as64(bound[merge]), as64(limit[p]))
     inter[merge], merge_union = (np.frombuffer(x, np.int64) for x in merged)
     skip[p[inter[merge] == -2]] = True  # left by the kernel: certainly below 0.5
     # where lo >= 0 the kernel leaves the union to |d| + |g| - |d & g|
-    union[merge] = np.where(merge_union == -1, a_d[merge] + a_g[merge] - inter[merge],
+    union[merge] = np.where(merge_union == -1, area_d[merge] + area_g[merge] - inter[merge],
                             merge_union)
     i_sum, u_sum = per_pair(inter), per_pair(union)
     iou = np.zeros(n)
