@@ -204,3 +204,33 @@ def test_seqformer_builds_and_runs_from_the_swin_yaml():
              "height": 70, "width": 100, "video_id": 1}
     out = model([video])[0]
     assert len(out["pred_segmentations"]) == len(out["pred_scores"]) > 0
+
+
+class _RunsCode:
+    """Unpickling this object would run a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pth"])
+def test_swin_weights_never_run_code_from_untrusted_files(tmp_path, suffix):
+    from wsovvis.utils.io import UntrustedCheckpointError
+
+    marker = tmp_path / "ran"
+    sd = {k: v.numpy() for k, v in _original_swin_state_dict().items()}
+    path = tmp_path / f"evil{suffix}"
+    obj = {"model": sd, "payload": _RunsCode(marker)}
+    if suffix == ".pkl":
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
+    else:
+        torch.save(obj, path)
+    with pytest.raises(UntrustedCheckpointError, match="evil"):
+        _swin(weights=str(path))
+    assert not marker.exists()

@@ -114,26 +114,33 @@ def convert_swin_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> Dict[str,
     return out
 
 
-def load_swin_weights(model: nn.Module, path: str) -> None:
+def load_swin_weights(model: nn.Module, path: str, trusted: Sequence[str] = ()) -> None:
     """Load a Swin checkpoint (``.pth`` / ``.pkl`` of VNext, Mask2Former or original Swin) strictly.
 
     Classification heads (``head.*``, final ``norm.*``) are ignored; output norms ``norm0..3``
     absent from ImageNet files keep their initialisation (logged).
 
+    Args:
+        model: the Swin backbone.
+        path: the checkpoint file.
+        trusted: files the user declared trustworthy (``MODEL.TRUSTED_CHECKPOINTS``); any other
+            file is read without running code (see :mod:`wsovvis.utils.io`).
+
     Raises:
         FileNotFoundError / ValueError: missing file, no Swin keys, or shape / key mismatch naming
         ``MODEL.SWIN.WEIGHTS`` and the file.
+        UntrustedCheckpointError: the file holds types outside the allow-list and is not trusted.
     """
     import os
-    import pickle
+
+    from wsovvis.utils.io import pickle_load_restricted, torch_load_trusted
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"MODEL.SWIN.WEIGHTS file not found: {path}")
     if path.endswith(".pkl"):  # detectron2 / Mask2Former converted file (numpy arrays)
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
+        obj = pickle_load_restricted(path, trusted)
     else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch_load_trusted(path, trusted)
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -170,13 +177,15 @@ class D2SwinTransformer(Backbone):
                  window_size: int = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.3, out_features: Sequence[str] = _NAMES,
-                 use_checkpoint: bool = False, weights: str = ""):
+                 use_checkpoint: bool = False, weights: str = "",
+                 trusted_checkpoints: Sequence[str] = ()):
         """
         Args:
             pretrain_img_size .. drop_path_rate: ``MODEL.SWIN.*`` (VNext / Swin meaning).
             out_features: subset of ``res2..res5``.
             use_checkpoint: activation checkpointing of every block while training.
             weights: optional Swin checkpoint (see :func:`load_swin_weights`).
+            trusted_checkpoints: ``MODEL.TRUSTED_CHECKPOINTS`` (files that may be fully unpickled).
         """
         super().__init__()
         from timm.models.swin_transformer import SwinTransformer
@@ -215,7 +224,7 @@ class D2SwinTransformer(Backbone):
                 self.add_module(f"norm{i}", nn.LayerNorm(self.num_features[i]))
         self.use_checkpoint = use_checkpoint
         if weights:
-            load_swin_weights(self, weights)
+            load_swin_weights(self, weights, trusted_checkpoints)
 
     @classmethod
     def from_config(cls, cfg, input_shape: Optional[ShapeSpec] = None):
@@ -232,6 +241,7 @@ class D2SwinTransformer(Backbone):
             "drop_rate": s.DROP_RATE, "attn_drop_rate": s.ATTN_DROP_RATE,
             "drop_path_rate": s.DROP_PATH_RATE, "out_features": list(s.OUT_FEATURES),
             "use_checkpoint": s.USE_CHECKPOINT, "weights": s.WEIGHTS,
+            "trusted_checkpoints": list(cfg.MODEL.TRUSTED_CHECKPOINTS),
         }
 
     @property
