@@ -60,20 +60,15 @@ class YTVISEvaluator(DatasetEvaluator):
         num_workers: ignored (kept for configs of earlier versions).
     """
 
-    def __init__(
-        self,
-        dataset_name: str,
-        output_dir: Optional[str] = None,
-        class_agnostic: Optional[bool] = None,
-        distributed: bool = True,
-        num_workers: int = 0,
-    ):
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None,
+                 class_agnostic: Optional[bool] = None, distributed: bool = True,
+                 num_workers: int = 0):
+        del num_workers
         self._logger = logging.getLogger(__name__)
         self._dataset_name = dataset_name
         self._output_dir = output_dir
         self._class_agnostic = bool(class_agnostic) if class_agnostic is not None else False
         self._distributed = distributed
-        self._num_workers = int(num_workers)
         meta = MetadataCatalog.get(dataset_name)
         self._json_file = meta.get("json_file")
         if self._json_file is None:
@@ -181,12 +176,8 @@ class YTVISEvaluator(DatasetEvaluator):
                 len(missing),
                 missing[:5],
             )
-        res = evaluate_ytvis(
-            gt,
-            path if self._output_dir else results,
-            class_agnostic=self._class_agnostic,
-            num_workers=self._num_workers,
-        )
+        res = evaluate_ytvis(gt, path if self._output_dir else results,
+                             class_agnostic=self._class_agnostic)
         mode = "class-agnostic" if self._class_agnostic else "per-category"
         self._logger.info(
             "YTVIS %s evaluation of '%s':\n%s", mode, self._dataset_name, format_summary(res)
