@@ -183,6 +183,7 @@ def _add_swin_config(cfg):
     sw.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # outputs at strides 4/8/16/32
     sw.USE_CHECKPOINT = False  # activation checkpointing of every block while training
     sw.WEIGHTS = ""  # wsovvis: Swin-only checkpoint (VNext/Mask2Former .pth/.pkl) loaded at build
+    sw.ALLOW_RANDOM_INIT = False  # training may start with a random Swin (WEIGHTS "" and not in MODEL.WEIGHTS)
 
 
 def _add_open_vocab_config(cfg):
@@ -217,6 +218,8 @@ def add_wsovvis_config(cfg):
         return
     # checkpoint files that may be unpickled in full (can run code): only files you trust
     cfg.MODEL.TRUSTED_CHECKPOINTS = []
+    # training may start with a random ResNet (only MODEL.WEIGHTS, e.g. an ImageNet .pkl, fills it)
+    cfg.MODEL.RESNETS.ALLOW_RANDOM_INIT = False
     for add in (
         _add_input_config,
         _add_dataset_config,

@@ -121,6 +121,31 @@ def test_random_pretrained_backbones_are_refused(agnostic_dataset, tmp_path, cap
     assert "starts from random initialisation (MODEL.DINOV2.ALLOW_RANDOM_INIT True)" in caplog.text
 
 
+def test_random_resnet_and_swin_backbones_are_refused(tmp_path, caplog):
+    """Siblings of the DINOv2 case: a ResNet only MODEL.WEIGHTS can fill, a Swin without
+    MODEL.SWIN.WEIGHTS."""
+    swin = ["MODEL.BACKBONE.NAME", "D2SwinTransformer", "MODEL.SWIN.EMBED_DIM", 16,
+            "MODEL.SWIN.DEPTHS", [2, 2, 2, 2], "MODEL.SWIN.NUM_HEADS", [1, 2, 2, 4],
+            "MODEL.SWIN.WINDOW_SIZE", 4]
+    for opts, node, fix in ((RESNET, "MODEL.RESNETS", "Set MODEL.WEIGHTS"),
+                            (swin, "MODEL.SWIN", "Set MODEL.SWIN.WEIGHTS")):
+        model, cfg = _seqformer(opts)
+        with pytest.raises(CheckpointError, match=rf"random initialisation.*{fix}.*"
+                                                  rf"{node}.ALLOW_RANDOM_INIT True"):
+            VideoCheckpointer(model, cfg=cfg).check_initialisation()
+        # a checkpoint that fills the backbone is enough
+        path = tmp_path / f"{node}.pth"
+        torch.save({"model": {k: v for k, v in model.state_dict().items()
+                              if k.startswith("backbone.")}}, path)
+        ckpt = VideoCheckpointer(model, cfg=cfg, mode="init")
+        ckpt.load(str(path))
+        ckpt.check_initialisation()
+        model, cfg = _seqformer(list(opts) + [f"{node}.ALLOW_RANDOM_INIT", True])
+        with caplog.at_level(logging.WARNING, logger="wsovvis.checkpoint.policy"):
+            VideoCheckpointer(model, cfg=cfg).check_initialisation()
+        assert f"({node}.ALLOW_RANDOM_INIT True)" in caplog.text
+
+
 def test_download_failure_is_one_clear_error():
     model, cfg = _seqformer()
     url = "http://127.0.0.1:9/ImageNetPretrained/R-50.pkl"  # nothing listens on port 9

@@ -68,7 +68,7 @@ def external_weight_prefixes(model: nn.Module, cfg=None) -> Dict[str, str]:
     """Key prefixes filled by a backbone's own weights path at build time, with the config key.
 
     ``MODEL.DINOV2.WEIGHTS`` loads the frozen ViT of every ``DINOv2PseudoFPN`` (``<name>.vit.``);
-    ``MODEL.VIDEOMT.VIT_WEIGHTS`` loads the VidEoMT ViT (``backbone.encoder.backbone.``).
+    ``MODEL.SWIN.WEIGHTS`` every ``D2SwinTransformer``; ``MODEL.VIDEOMT.VIT_WEIGHTS`` loads the VidEoMT ViT (``backbone.encoder.backbone.``).
 
     Args:
         model: the model (module names are read from it).
@@ -85,6 +85,10 @@ def external_weight_prefixes(model: nn.Module, cfg=None) -> Dict[str, str]:
         for name, module in model.named_modules():
             if type(module).__name__ == "DINOv2PseudoFPN" and hasattr(module, "vit"):
                 out[f"{name}.vit."] = "MODEL.DINOV2.WEIGHTS"
+    if "SWIN" in model_cfg and model_cfg.SWIN.WEIGHTS:
+        for name, module in model.named_modules():
+            if type(module).__name__ == "D2SwinTransformer":
+                out[f"{name}."] = "MODEL.SWIN.WEIGHTS"
     if ("VIDEOMT" in model_cfg and model_cfg.VIDEOMT.VIT_WEIGHTS
             and model_cfg.META_ARCHITECTURE == "WSVidEoMT"):
         out[VIDEOMT_VIT] = "MODEL.VIDEOMT.VIT_WEIGHTS"
@@ -306,13 +310,46 @@ def assess_fit(model_sd: Mapping[str, torch.Tensor], ckpt_sd: Mapping[str, torch
     return rep, ok
 
 
+# Pretrained-by-design backbones: module class name -> (key prefix below the module, config node,
+# the node's own weights key or None when only MODEL.WEIGHTS can fill it, description).
+_PRETRAINED_BACKBONES = {
+    "DINOv2PseudoFPN": ("vit.", "MODEL.DINOV2", "WEIGHTS", "the DINOv2 ViT"),
+    "D2SwinTransformer": ("", "MODEL.SWIN", "WEIGHTS", "the Swin backbone"),
+    "ResNet": ("", "MODEL.RESNETS", None, "the ResNet backbone"),
+}
+
+
+def _pretrained_backbones(model: nn.Module, cfg) -> List[Tuple[str, str, Optional[str], str]]:
+    """``(key prefix, config node, weights key, description)`` of every pretrained-by-design
+    backbone in ``model`` whose own weights key is empty."""
+    found = []
+    for name, module in model.named_modules():
+        spec = _PRETRAINED_BACKBONES.get(type(module).__name__)
+        if spec is None:
+            continue
+        sub, node, weights, what = spec
+        node_cfg = cfg.MODEL.get(node.split(".")[1])
+        if node_cfg is None or (weights and node_cfg.get(weights)):
+            continue
+        prefix = f"{name}.{sub}" if name else sub
+        if any(prefix.startswith(p) for p, *_ in found):
+            continue  # nested inside a backbone already listed
+        found.append((prefix, node, weights, what))
+    if ("VIDEOMT" in cfg.MODEL and cfg.MODEL.META_ARCHITECTURE == "WSVidEoMT"
+            and not cfg.MODEL.VIDEOMT.VIT_WEIGHTS):
+        found.append((VIDEOMT_VIT, "MODEL.VIDEOMT", "VIT_WEIGHTS", "the VidEoMT ViT"))
+    return found
+
+
 def random_backbone_error(model: nn.Module, cfg, loaded: Sequence[str]) -> Optional[str]:
     """Refuse to train on a randomly initialised pretrained-by-design backbone unless allowed.
 
-    A DINOv2 ViT (``MODEL.DINOV2.WEIGHTS`` empty, frozen or not) or the VidEoMT ViT
-    (``MODEL.VIDEOMT.VIT_WEIGHTS`` empty) that ``MODEL.WEIGHTS`` did not fill either would
-    train on random features without a word. ``MODEL.DINOV2.ALLOW_RANDOM_INIT`` /
-    ``MODEL.VIDEOMT.ALLOW_RANDOM_INIT`` say it is intended (tiny test models, the demo).
+    A DINOv2 ViT (``MODEL.DINOV2.WEIGHTS`` empty, frozen or not), a Swin backbone
+    (``MODEL.SWIN.WEIGHTS`` empty), a ResNet (only ``MODEL.WEIGHTS`` can fill it) or the VidEoMT
+    ViT (``MODEL.VIDEOMT.VIT_WEIGHTS`` empty) that ``MODEL.WEIGHTS`` did not fill either would
+    train on random features without a word. ``<node>.ALLOW_RANDOM_INIT`` (``MODEL.DINOV2``,
+    ``MODEL.SWIN``, ``MODEL.RESNETS``, ``MODEL.VIDEOMT``) says it is intended (tiny test models,
+    the demo); the log then says so.
 
     Args:
         model: the model after loading ``MODEL.WEIGHTS`` (if any).
@@ -323,27 +360,20 @@ def random_backbone_error(model: nn.Module, cfg, loaded: Sequence[str]) -> Optio
         the error message, or None when the backbone is initialised (or random on purpose).
     """
     loaded = set(loaded)
-    checks = []
-    if "DINOV2" in cfg.MODEL and not cfg.MODEL.DINOV2.WEIGHTS:
-        for name, module in model.named_modules():
-            if type(module).__name__ == "DINOv2PseudoFPN" and hasattr(module, "vit"):
-                checks.append((f"{name}.vit.", "MODEL.DINOV2", "the DINOv2 ViT"))
-    if ("VIDEOMT" in cfg.MODEL and cfg.MODEL.META_ARCHITECTURE == "WSVidEoMT"
-            and not cfg.MODEL.VIDEOMT.VIT_WEIGHTS):
-        checks.append((VIDEOMT_VIT, "MODEL.VIDEOMT", "the VidEoMT ViT"))
-    for prefix, node, what in checks:
-        keys = [k for k in model.state_dict() if k.startswith(prefix)]
+    state_keys = list(model.state_dict())
+    for prefix, node, weights, what in _pretrained_backbones(model, cfg):
+        keys = [k for k in state_keys if k.startswith(prefix)]
         if not keys or all(k in loaded for k in keys):
             continue
-        allow = cfg.MODEL.DINOV2 if node == "MODEL.DINOV2" else cfg.MODEL.VIDEOMT
-        if allow.get("ALLOW_RANDOM_INIT", False):
+        if cfg.MODEL.get(node.split(".")[1]).get("ALLOW_RANDOM_INIT", False):
             logger.warning("%s starts from random initialisation (%s.ALLOW_RANDOM_INIT True)",
                            what, node)
             continue
-        weights = "WEIGHTS" if node == "MODEL.DINOV2" else "VIT_WEIGHTS"
         n = sum(k not in loaded for k in keys)
-        return (f"{what} would train from random initialisation: {node}.{weights} is empty and "
-                f"MODEL.WEIGHTS does not provide {n} of its {len(keys)} tensors. Set "
-                f"{node}.{weights} to the pretrained file, or {node}.ALLOW_RANDOM_INIT True if "
+        source = (f"{node}.{weights} is empty and MODEL.WEIGHTS" if weights else "MODEL.WEIGHTS")
+        fix = (f"Set {node}.{weights} (or MODEL.WEIGHTS) to the pretrained file" if weights
+               else "Set MODEL.WEIGHTS to the pretrained file (e.g. an ImageNet .pkl)")
+        return (f"{what} would train from random initialisation: {source} does not provide "
+                f"{n} of its {len(keys)} tensors. {fix}, or {node}.ALLOW_RANDOM_INIT True if "
                 "a random backbone is intended")
     return None
