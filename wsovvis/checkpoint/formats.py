@@ -78,12 +78,3 @@ def convert_to_wsovvis(
         if conv.detect(state_dict):
             return conv.convert(state_dict)
     return dict(state_dict), None
-
-
-def _register_builtin() -> None:
-    from .vnext_seqformer import VNextSeqFormerFormat
-
-    register_format_converter(VNextSeqFormerFormat())
-
-
-_register_builtin()

@@ -27,7 +27,7 @@ from typing import Dict, Mapping, Tuple
 
 import torch
 
-from .formats import ConversionReport
+from .formats import ConversionReport, register_format_converter
 
 __all__ = ["VNextSeqFormerFormat", "vnext_to_wsovvis", "wsovvis_to_vnext"]
 
@@ -156,3 +156,6 @@ class VNextSeqFormerFormat:
     def convert(state_dict):
         """See :func:`vnext_to_wsovvis`."""
         return vnext_to_wsovvis(state_dict)
+
+
+register_format_converter(VNextSeqFormerFormat())
