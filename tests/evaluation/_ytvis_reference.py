@@ -1,5 +1,5 @@
-"""Slow, readable reference of the YTVIS mask-AP algorithm, transcribed from the pseudo-code in
-``/work/shared/references/ytvis_eval.md`` §2 (loops everywhere, one pair and one frame at a time).
+"""Slow, readable reference of the YTVIS mask-AP algorithm, written from the official
+``ytvoseval.py`` algorithm (youtubevos/cocoapi; loops everywhere, one pair and one frame at a time).
 
 It exists only to check the fast scorer in CI without the official code: same inputs, and the
 precision/recall arrays and 12 stats must be identical.

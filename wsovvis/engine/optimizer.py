@@ -1,6 +1,6 @@
 """Optimizer and LR schedules: AdamW/SGD, backbone multiplier, ViT layer-wise LR decay (LLRD).
 
-Parameter groups follow the VidEoMT recipe (``videomt.md`` §4): a ViT block ``i`` of ``L`` gets
+Parameter groups follow the official VidEoMT recipe (tue-mps/videomt): a ViT block ``i`` of ``L`` gets
 ``BASE_LR * LLRD ** (L - 1 - i)``, the patch/position/class/register embeddings get
 ``LLRD ** (L - 1)`` and the ViT's final ``norm`` plus every non-ViT parameter get the plain base LR.
 Unlike the official code, gradient clipping (``SOLVER.CLIP_GRADIENTS``) is honoured: detectron2's
