@@ -1,7 +1,7 @@
 """Sacred glue: one Run per launch, metrics forwarded while training, artifacts at the end.
 
-Convention: the launcher owns the Run (one per launch, as Sacred expects); workers never see ``_run``. A
-daemon thread (:class:`MetricsBridge`) tails rank 0's ``<OUTPUT_DIR>/metrics.json`` (detectron2's
+Convention: the launcher owns the Run (one per launch, as Sacred expects); workers never see
+``_run``. A daemon thread (:class:`MetricsBridge`) tails rank 0's ``<OUTPUT_DIR>/metrics.json`` (detectron2's
 ``JSONWriter``: one JSON object per line with ``iteration``) and forwards every number with
 ``_run.log_scalar(name, value, iteration)``. Observers are only attached on global rank 0 /
 machine 0 (:func:`prepare_argv` strips ``-F``/``-m`` elsewhere).
