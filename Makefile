@@ -8,6 +8,7 @@ env:
 	VENV=$(VENV) bash scripts/setup_env.sh
 
 ## The main job: synthetic data -> pseudo tubes -> train VidEoMT on CPU -> class-agnostic AP -> GIF
+## -> open-vocabulary naming of the val tubes by a tiny CLIP trained on the fly (AP/APb/APn)
 demo: env
 	$(PY) tools/run_demo.py --output-dir demo_output
 

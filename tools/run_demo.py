@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """CPU demo of the weakly-supervised pipeline (``make demo``): synthetic data -> VideoCutLER pseudo
-tubes -> VidEoMT training -> class-agnostic AP (trained vs untrained) -> GIF/PNG of a val video.
+tubes -> VidEoMT training -> class-agnostic AP (trained vs untrained) -> GIF/PNG of a val video ->
+open-vocabulary naming of the val tubes by a tiny CLIP trained on the fly (AP/APb/APn).
 
 Examples::
 
@@ -27,11 +28,13 @@ def main(argv=None):
     p.add_argument("--max-iter", type=int, default=None, help="override SOLVER.MAX_ITER")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-procs", type=int, default=1, help="training processes (DDP)")
+    p.add_argument("--clip-steps", type=int, default=1000,
+                   help="training steps of the tiny CLIP that names the val tubes (0: no naming)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="detectron2 overrides KEY VALUE ...")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     run_demo(args.output_dir, preset=args.preset, d2_cfg_path=args.config, max_iter=args.max_iter,
-             d2_opts=args.opts, seed=args.seed, num_gpus=args.num_procs)
+             d2_opts=args.opts, seed=args.seed, num_gpus=args.num_procs, clip_steps=args.clip_steps)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ def test_demo_tiny(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "tools", "run_demo.py"), "--output-dir", str(out),
-         "--preset", "tiny", "--max-iter", "4", "SOLVER.CHECKPOINT_PERIOD", "100"],
+         "--preset", "tiny", "--max-iter", "4", "--clip-steps", "3", "SOLVER.CHECKPOINT_PERIOD", "100"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
@@ -32,6 +32,23 @@ def test_demo_tiny(tmp_path):
     assert (out / "train" / "inference" / "results.json").exists()
     gif, png = summary["visualization"]
     assert Image.open(gif).n_frames > 1 and Image.open(png).size[0] > 0
+    # open-vocabulary naming: the tiny CLIP file is loaded back through open_clip, both CLIPs name
+    # the trained model's val tubes with the real category ids, the table has all four rows
+    assert "open-vocabulary naming" in proc.stdout
+    ov = summary["open_vocab"]
+    assert list(ov["rows"]) == ["class-agnostic", "untrained CLIP", "trained CLIP", "oracle-label",
+                                "untrained CLIP, GT tubes", "trained CLIP, GT tubes"]
+    assert {"AP", "APb", "APn"} <= set(ov["rows"]["trained CLIP"])
+    assert ov["clip_training"]["steps"] == 3
+    assert (out / "clip" / "tiny_clip_trained.pt").exists()
+    gt_ids = {c["id"] for c in json.loads(open(summary_val_gt(out)).read())["categories"]}
+    for path in ov["named_results"].values():
+        named = json.loads(open(path).read())
+        assert named and {r["category_id"] for r in named} <= gt_ids
+
+
+def summary_val_gt(out):
+    return json.loads((out / "data_summary.json").read_text())["splits"]["val"]["gt_json"]
 
 
 def test_demo_data_cache_is_keyed_on_preset_and_seed(tmp_path):

@@ -117,10 +117,10 @@ def diagnostics(gt, agnostic_results, named_results, *, oracle: bool = True) -> 
 
 def format_diagnostics(rows: Dict[str, Dict[str, float]], title: Optional[str] = None) -> str:
     """Plain-text table, one row per evaluation, AP/AP50/AP75/APb/APn/AR10 columns."""
-    head = f"{'tubes scored as':<16}" + "".join(f"{c:>8}" for c in COLUMNS)
+    head = f"{'tubes scored as':<26}" + "".join(f"{c:>8}" for c in COLUMNS)
     lines = ([title] if title else []) + [head, "-" * len(head)]
     for name, stats in rows.items():
-        lines.append(f"{name:<16}" + "".join(
+        lines.append(f"{name:<26}" + "".join(
             f"{stats.get(c, math.nan):>8.1f}" if stats.get(c) == stats.get(c) and c in stats
             else f"{'-':>8}" for c in COLUMNS))
     return "\n".join(lines)

@@ -3,14 +3,13 @@
 Real CLIP weights cannot be downloaded everywhere (CI, the CPU demo), so the demo trains a small
 open_clip model (``wsovvis_tiny_convnext``: ConvNeXt-atto image tower, 2-layer text transformer,
 registered from ``model_configs/``) on square crops around the objects of a labelled YTVIS split,
-paired with captions made from the category names (a random ViLD template per crop), with a
-symmetric contrastive loss whose targets treat every crop/caption pair of the same category as a
-positive. Crops are taken from the frame rescaled by ``scale`` (the scale the frames are named at),
+paired with captions made from the category names (the 14 ViLD templates, averaged per category
+as the text bank does), with a two-way contrastive loss (crop -> its category's caption, caption
+-> the batch's crops of its category) plus a uniformity term on the category captions. Crops are taken from the frame rescaled by ``scale`` (the scale the frames are named at),
 so objects have the same size in training and when naming. The result is saved as a plain
 state-dict file, loaded back through ``open_clip.create_model(name, pretrained=file)``.
 """
 import logging
-import random
 import time
 from typing import Dict, Optional
 
@@ -35,7 +34,7 @@ TINY_CLIP_MODEL = "wsovvis_tiny_convnext"
 
 
 def collect_crops(gt_json: str, img_root: str, *, crop: int = 64, scale: float = 1.0,
-                  per_track: int = 3, seed: int = 0):
+                  per_track: int = 6, seed: int = 0):
     """Square crops (side ``crop`` at ``scale`` x the frame) centred near each object.
 
     Returns:
@@ -73,7 +72,7 @@ def collect_crops(gt_json: str, img_root: str, *, crop: int = 64, scale: float =
     return x, torch.tensor(labels, dtype=torch.long), vocab
 
 
-def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 600,
+def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 1000,
                     batch_size: int = 32, lr: float = 5e-3, crop: int = 64, scale: float = 1.0,
                     seed: int = 0, model_name: str = TINY_CLIP_MODEL,
                     time_limit_s: Optional[float] = None) -> Dict:
@@ -99,7 +98,6 @@ def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 
 
     register_model_configs()
     torch.manual_seed(seed)
-    random.seed(seed)
     t0 = time.time()
     crops, labels, vocab = collect_crops(gt_json, img_root, crop=crop, scale=scale, seed=seed)
     model = open_clip.create_model(model_name, pretrained=None)
@@ -112,31 +110,44 @@ def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
+    k = len(vocab)
+    captions = [t.format(name) for names in prompts for name in names for t in VILD_TEMPLATES]
+    owner = torch.tensor([c for c, names in enumerate(prompts) for _ in names for _ in VILD_TEMPLATES])
+    off_diag = ~torch.eye(k, dtype=torch.bool)
     loss_v, acc, done = float("nan"), float("nan"), 0
     for step in range(steps):
         idx = torch.randint(len(labels), (batch_size,), generator=g)
         x = crops[idx].float()
         flip = torch.rand(batch_size, generator=g) < 0.5
         x[flip] = x[flip].flip(-1)
-        x = (x - mean) / std
+        # colours are random per object in the synthetic data: permuting the channels keeps the
+        # model from memorising them instead of the shape (val crop accuracy 0.56 vs 0.33 at
+        # chance 0.2; inversion / contrast jitter on top did not train in 1,500 steps)
+        perm = torch.argsort(torch.rand(batch_size, 3, generator=g), dim=1)
+        x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
         y = labels[idx]
-        texts = [random.choice(VILD_TEMPLATES).format(random.choice(prompts[int(c)])) for c in y]
-        img = F.normalize(model.encode_image(x), dim=-1)
-        txt = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        same = (y[:, None] == y[None, :]).float()
-        target = same / same.sum(1, keepdim=True)
-        loss = 0.5 * (torch.sum(-target * logits.log_softmax(1), 1).mean()
-                      + torch.sum(-target * logits.T.log_softmax(1), 1).mean())
+        img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
+        # one caption embedding per category: the normalised mean over its prompt names x
+        # templates, exactly as the text bank classifies at naming time
+        txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
+        txt = F.normalize(torch.zeros(k, txt.shape[1]).index_add(0, owner, txt), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T  # (B, K)
+        # contrastive both ways: image -> its category caption, caption -> its batch images
+        pos = (y[None, :] == torch.arange(k)[:, None]).float()  # (K, B)
+        seen = pos.sum(1) > 0
+        loss_t = -(pos / pos.sum(1, keepdim=True).clamp(min=1) * logits.T.log_softmax(1)).sum(1)[seen].mean()
+        loss = 0.5 * (F.cross_entropy(logits, y) + loss_t)
+        # uniformity of the category captions: keeps the text tower from collapsing onto the
+        # mean image direction before the image tower separates the categories
+        loss = loss + 0.5 * torch.logsumexp(4.0 * (txt @ txt.T)[off_diag], dim=0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        with torch.no_grad():
-            acc = float(same[torch.arange(batch_size), logits.argmax(1)].mean())
+        acc = float((logits.argmax(1) == y).float().mean())
         loss_v, done = float(loss.detach()), step + 1
-        if step % 25 == 0:
-            logger.info(f"tiny CLIP step {step}: loss {loss_v:.3f}, in-batch accuracy {acc:.2f}")
+        if step % 50 == 0:
+            logger.info(f"tiny CLIP step {step}: loss {loss_v:.3f}, batch accuracy {acc:.2f}")
         if time_limit_s is not None and time.time() - t0 > time_limit_s:
             break
     model.eval()

@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Open-vocabulary naming speed and memory (CPU by default; ratios are measured in the same run).
+
+1. Naming throughput (frames/s) of :class:`wsovvis.open_vocab.TubeClassifier` for the default
+   ConvNeXt-L CLIP (``convnext_large_d_320``, random weights: ``pretrained=None``, same compute)
+   at its input size, and for the demo's tiny CLIP.
+2. Peak memory (max RSS of a fresh process) naming one video of 10 / 100 / 1000 frames with the
+   streaming classifier vs a keep-all-dense-maps baseline (every frame's map kept, then pooled).
+
+Examples::
+
+    python benchmarks/open_vocab_speed.py                    # small scale (a few minutes on CPU)
+    python benchmarks/open_vocab_speed.py --large-frames 8 --lengths 10 100 1000 --size 256 384
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def _video(length, height, width, tubes=5, seed=0):
+    """Synthetic frames (generated on access, never all held) and rectangle tubes as RLE."""
+    from pycocotools import mask as mask_util
+
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for _ in range(tubes):
+        h, w = int(rng.integers(height // 6, height // 2)), int(rng.integers(width // 6, width // 2))
+        boxes.append((int(rng.integers(0, height - h)), int(rng.integers(0, width - w)), h, w))
+    rles = []
+    for y, x, h, w in boxes:
+        m = np.zeros((height, width), np.uint8, order="F")
+        m[y:y + h, x:x + w] = 1
+        r = mask_util.encode(m)
+        rles.append({"size": [height, width], "counts": r["counts"].decode("ascii")})
+    segs = [[r] * length for r in rles]  # the same mask on every frame (timing is mask-agnostic)
+
+    def read(t):
+        return np.random.default_rng([seed, t]).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+    return read, segs
+
+
+def _classifier(model_name, input_size, frames_per_batch=4):
+    import torch
+
+    from wsovvis.open_vocab import DenseClip, TubeClassifier, load_clip, load_vocabulary
+
+    model, _ = load_clip(model_name, "")
+    clip = DenseClip(model, input_size=input_size)
+    vocab = load_vocabulary([f"class{i}" for i in range(20)])
+    dim = model.text_projection.shape[1] if hasattr(model, "text_projection") and \
+        model.text_projection is not None else model.visual.head.proj.out_features
+    text = torch.nn.functional.normalize(torch.randn(20, dim), dim=-1)
+    return TubeClassifier(clip=clip, vocabulary=vocab, text_embeddings=text, owner=torch.arange(20),
+                          frames_per_batch=frames_per_batch)
+
+
+def throughput(model_name, input_size, frames, height, width):
+    clf = _classifier(model_name, input_size)
+    read, segs = _video(frames, height, width)
+    clf.classify_tubes(read, [s[:1] for s in segs], height, width)  # warm-up
+    t0 = time.perf_counter()
+    clf.classify_tubes(read, segs, height, width)
+    dt = time.perf_counter() - t0
+    return {"model": model_name, "input": list(clf.clip.input_shape(height, width)),
+            "frames": frames, "seconds": round(dt, 2), "frames_per_s": round(frames / dt, 3)}
+
+
+def _child(mode, length, height, width, model_name, input_size):
+    """One measurement in this (fresh) process: prints max RSS in MiB."""
+    import torch
+    import torch.nn.functional as F
+
+    clf = _classifier(model_name, input_size)
+    read, segs = _video(length, height, width)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    held = 0
+    if mode == "streaming":
+        clf.classify_tubes(read, segs, height, width)
+    else:  # keep-all baseline: the whole video's dense maps first, then pooling
+        from wsovvis.open_vocab.tube_classifier import _decode
+
+        maps = [clf.clip.dense(torch.from_numpy(read(t)).permute(2, 0, 1)[None])[0] for t in range(length)]
+        held = sum(m.numel() * m.element_size() for m in maps)
+        for tube in segs:
+            embs = []
+            for t, seg in enumerate(tube):
+                m = torch.from_numpy(_decode(seg, height, width)).float()
+                w = F.adaptive_avg_pool2d(m[None, None], maps[t].shape[-2:]).flatten()
+                embs.append(clf.clip.head(((maps[t].flatten(1) @ w) / w.sum())[None]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"mode": mode, "frames": length, "peak_rss_mib": round(peak / 1024, 1),
+                      "rss_growth_mib": round((peak - base) / 1024, 1),
+                      "dense_maps_held_mib": round(held / 2**20, 2)}))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--large-model", default="convnext_large_d_320")
+    p.add_argument("--large-frames", type=int, default=2, help="frames timed for the large CLIP")
+    p.add_argument("--tiny-frames", type=int, default=40)
+    p.add_argument("--size", type=int, nargs=2, default=[128, 192], help="frame height width")
+    p.add_argument("--lengths", type=int, nargs="+", default=[10, 100, 1000])
+    p.add_argument("--memory-model", default="wsovvis_tiny_convnext")
+    p.add_argument("--memory-input", type=int, default=256, help="CLIP input short side (memory)")
+    p.add_argument("--out", default=None, help="also write the numbers as JSON")
+    p.add_argument("--child", nargs=2, metavar=("MODE", "LENGTH"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    h, w = args.size
+    if args.child:
+        return _child(args.child[0], int(args.child[1]), h, w, args.memory_model, args.memory_input)
+    import torch
+
+    out = {"device": "cpu", "threads": torch.get_num_threads(), "frame_size": [h, w]}
+    print(f"[open_vocab_speed] CPU, {out['threads']} threads, frames {h}x{w}, 5 tubes per frame")
+    out["throughput"] = [
+        throughput(args.large_model, 0, args.large_frames, h, w),
+        throughput("wsovvis_tiny_convnext", h, args.tiny_frames, h, w),
+    ]
+    for r in out["throughput"]:
+        print(f"  {r['model']:<24} input {r['input'][0]}x{r['input'][1]}: {r['frames_per_s']:.3f} frames/s "
+              f"({r['frames']} frames in {r['seconds']} s)")
+    a, b = out["throughput"]
+    print(f"  tiny / large speed ratio: {b['frames_per_s'] / a['frames_per_s']:.0f}x")
+    out["memory"] = []
+    for mode in ("streaming", "keep_all"):
+        for n in args.lengths:
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, str(n), "--size", str(h),
+                   str(w), "--memory-model", args.memory_model, "--memory-input", str(args.memory_input)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out["memory"].append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print(f"  peak memory ({args.memory_model}, input short side {args.memory_input}):")
+    print(f"  {'frames':>8} {'streaming MiB':>14} {'keep-all MiB':>13} {'maps held MiB':>14}")
+    for n in args.lengths:
+        s = next(m for m in out["memory"] if m["mode"] == "streaming" and m["frames"] == n)
+        k = next(m for m in out["memory"] if m["mode"] == "keep_all" and m["frames"] == n)
+        print(f"  {n:>8} {s['peak_rss_mib']:>14.1f} {k['peak_rss_mib']:>13.1f} {k['dense_maps_held_mib']:>14.2f}")
+    if args.out:
+        from wsovvis.utils.io import atomic_write_json
+
+        atomic_write_json(out, args.out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
