@@ -17,34 +17,13 @@ so the input itself does not grow with the length. Modes:
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class LazyFrames:
-    """``n`` random uint8 frames generated on access."""
-
-    def __init__(self, n, h, w):
-        self.n, self.h, self.w = n, h, w
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        import torch
-
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        g = torch.Generator().manual_seed(i % 8)
-        return torch.randint(0, 256, (3, self.h, self.w), generator=g, dtype=torch.uint8)
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _memory import LazyFrames, peak_rss_mb  # noqa: E402
 
 
 def child(args) -> dict:
@@ -73,11 +52,11 @@ def child(args) -> dict:
         return {"image": LazyFrames(n, h, w), "height": h, "width": w, "video_id": 1}
 
     model([video(args.clip_length)])  # warm-up
-    base = _rss_mb()
+    base = peak_rss_mb()
     t0 = time.perf_counter()
     out = model([video(args.length)])[0]
     secs = time.perf_counter() - t0
-    return {"mode": args.mode, "frames": args.length, "peak_rss_growth_mb": round(_rss_mb() - base, 1),
+    return {"mode": args.mode, "frames": args.length, "peak_rss_growth_mb": round(peak_rss_mb() - base, 1),
             "seconds": round(secs, 1), "tracks": len(out["pred_scores"]),
             "output_mb": round(len(json.dumps(out)) / 2 ** 20, 2)}
 

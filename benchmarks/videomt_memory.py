@@ -21,32 +21,13 @@ inference of one video adds. Paths:
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class LazyFrames:
-    """len(frames) random uint8 frames generated on access (like the test mapper's sequence)."""
-
-    def __init__(self, n, h, w):
-        self.n, self.h, self.w = n, h, w
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        import torch
-
-        g = torch.Generator().manual_seed(i % 8)
-        return torch.randint(0, 256, (3, self.h, self.w), generator=g, dtype=torch.uint8)
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _memory import LazyFrames, peak_rss_mb  # noqa: E402
 
 
 def child(args):
@@ -89,20 +70,20 @@ def child(args):
             net.eval()
             warm = model.preprocess_image([frames[0]])
             net(warm.tensor, resume=False)
-            base = _rss_mb()
+            base = peak_rss_mb()
             t0 = time.perf_counter()
             images = model.preprocess_image([frames[i] for i in range(len(frames))])
             official_style_vis(net, images.tensor, images.image_sizes[0], args.orig, c.TEST_TOPK)
         else:
             model.stream_video({**video, "image": [frames[0]]}).finalize()  # warm-up
-            base = _rss_mb()
+            base = peak_rss_mb()
             t0 = time.perf_counter()
             stream = model.stream_video(video)
             result["stored_mb"] = stream.acc.stored_bytes() / 2**20
             out = stream.finalize()
             result["output_mb"] = len(json.dumps(out)) / 2**20
     result["seconds"] = time.perf_counter() - t0
-    result["growth_mb"] = _rss_mb() - base
+    result["growth_mb"] = peak_rss_mb() - base
     print(json.dumps(result))
 
 
