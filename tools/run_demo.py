@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument("--max-iter", type=int, default=None, help="override SOLVER.MAX_ITER")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-procs", type=int, default=1, help="training processes (DDP)")
-    p.add_argument("--clip-steps", type=int, default=1000,
+    p.add_argument("--clip-steps", type=int, default=600,
                    help="training steps of the tiny CLIP that names the val tubes (0: no naming)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="detectron2 overrides KEY VALUE ...")
     args = p.parse_args(argv)

@@ -10,8 +10,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOL = os.path.join(REPO, "tools", "name_tubes.py")
 
 
-def _run(args, tmp_path):
-    return subprocess.run([sys.executable, TOOL, "--no-progress", "--clip-model", "wsovvis_tiny_convnext",
+def _run(args, tmp_path, progress=False):
+    return subprocess.run([sys.executable, TOOL] + ([] if progress else ["--no-progress"])
+                          + ["--clip-model", "wsovvis_tiny_convnext",
                            "--cache-dir", str(tmp_path / "cache")] + args,
                           capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -44,6 +45,15 @@ def test_names_results_file(val, tiny_clip_file, tmp_path):
     assert os.listdir(tmp_path / "cache")  # the text bank was cached
 
 
+def test_progress_bar_over_videos(val, tiny_clip_file, tmp_path):
+    out = tmp_path / "named.json"
+    proc = _run(["--results", val["results"], "--vocab", val["gt"], "--img_root", val["img_root"],
+                 "--out", str(out), "--clip-weights", tiny_clip_file], tmp_path, progress=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n = len({a["video_id"] for a in val["doc"]["annotations"]})
+    assert f"naming tubes: 100%" in proc.stderr and f"{n}/{n}" in proc.stderr, proc.stderr
+
+
 def test_names_gt_style_tubes_with_a_names_file(val, tiny_clip_file, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("disc, circle\nsquare\n")
@@ -61,6 +71,7 @@ def test_names_gt_style_tubes_with_a_names_file(val, tiny_clip_file, tmp_path):
     ("other_arch", "do not fit the architecture 'convnext_base_w_320'"),
     ("no_videos", "no video list"),
     ("empty_results", "no tubes"),
+    ("corrupt_rle", "results[1] (video "),
 ])
 def test_bad_input_one_error_line_nothing_written(val, tiny_clip_file, tmp_path, case, message):
     vocab, img_root, results = val["gt"], val["img_root"], val["results"]
@@ -81,9 +92,18 @@ def test_bad_input_one_error_line_nothing_written(val, tiny_clip_file, tmp_path,
     elif case == "empty_results":
         results = str(tmp_path / "empty.json")
         open(results, "w").write("[]")
+    elif case == "corrupt_rle":
+        # run lengths summing to less than h * w: pycocotools would decode uninitialised memory
+        docs = json.load(open(results))
+        t = next(t for t, s in enumerate(docs[1]["segmentations"]) if s is not None)
+        docs[1]["segmentations"][t] = {"size": docs[1]["segmentations"][t]["size"], "counts": "05"}
+        results = str(tmp_path / "corrupt.json")
+        open(results, "w").write(json.dumps(docs))
+        message = f"results[1] (video {docs[1]['video_id']}), frame {t}: RLE run lengths sum to"
     out = tmp_path / "named.json"
+    # with the progress bar on: a bad input stops before any work, so the error is the only line
     proc = _run(["--results", results, "--vocab", vocab, "--img_root", img_root, "--out", str(out)]
-                + extra, tmp_path)
+                + extra, tmp_path, progress=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

@@ -13,6 +13,7 @@ from pycocotools import mask as mask_util
 
 from wsovvis.evaluation import evaluate_ytvis
 from wsovvis.utils.io import read_json
+from wsovvis.utils.rle import CorruptRLEError, to_compressed_rle
 
 __all__ = ["oracle_labels", "diagnostics", "format_diagnostics"]
 
@@ -20,30 +21,34 @@ ROWS = ("class-agnostic", "open-vocab", "oracle-label")
 COLUMNS = ("AP", "AP50", "AP75", "APb", "APn", "AR10")
 
 
-def _rle(seg):
-    counts = seg["counts"]
-    if isinstance(counts, list):
-        return mask_util.frPyObjects(seg, *seg["size"])
-    return {"size": seg["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+def _rle(seg, where: str):
+    """pycocotools' RLE of a checked mask (:func:`to_compressed_rle`); errors name ``where``."""
+    try:
+        if not isinstance(seg, dict) or "size" not in seg:
+            raise CorruptRLEError("expected an RLE dict with 'size' and 'counts'")
+        return to_compressed_rle(seg, *seg["size"])
+    except (CorruptRLEError, TypeError) as e:
+        raise CorruptRLEError(f"{where}: {e}") from None
 
 
-def _video_ious(dets: List[list], gts: List[list]) -> np.ndarray:
-    """(D, G) video IoU: summed per-frame intersections over summed unions."""
+def _video_ious(dets: List[list], gts: List[list], video=None) -> np.ndarray:
+    """(D, G) video IoU: summed per-frame intersections over summed unions (checked masks)."""
     inter = np.zeros((len(dets), len(gts)))
     union = np.zeros((len(dets), len(gts)))
     length = max([len(d) for d in dets] + [len(g) for g in gts])
     for t in range(length):
         di = [i for i, d in enumerate(dets) if t < len(d) and d[t] is not None]
         gi = [j for j, g in enumerate(gts) if t < len(g) and g[t] is not None]
-        da = np.array([mask_util.area(_rle(dets[i][t])) for i in di], dtype=np.float64)
-        ga = np.array([mask_util.area(_rle(gts[j][t])) for j in gi], dtype=np.float64)
+        drle = [_rle(dets[i][t], f"video {video}, result tube {i}, frame {t}") for i in di]
+        grle = [_rle(gts[j][t], f"video {video}, GT tube {j}, frame {t}") for j in gi]
+        da = np.array([mask_util.area(r) for r in drle], dtype=np.float64)
+        ga = np.array([mask_util.area(r) for r in grle], dtype=np.float64)
         if di:
             union[di, :] += da[:, None]
         if gi:
             union[:, gi] += ga[None, :]
         if di and gi:
-            iou = np.asarray(mask_util.iou([_rle(dets[i][t]) for i in di],
-                                           [_rle(gts[j][t]) for j in gi], [0] * len(gi)))
+            iou = np.asarray(mask_util.iou(drle, grle, [0] * len(gi)))
             it = iou * (da[:, None] + ga[None, :]) / (1.0 + iou)
             inter[np.ix_(di, gi)] += it
             union[np.ix_(di, gi)] -= it
@@ -79,7 +84,8 @@ def oracle_labels(results: List[dict], gt) -> List[dict]:
         anns = by_video.get(vid)
         if not anns:
             continue
-        ious = _video_ious([results[i]["segmentations"] for i in idx], [a["segmentations"] for a in anns])
+        ious = _video_ious([results[i]["segmentations"] for i in idx], [a["segmentations"] for a in anns],
+                           video=vid)
         best = ious.argmax(axis=1)
         for i, b in zip(idx, best):
             out[i]["category_id"] = int(anns[b]["category_id"])

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from wsovvis.data.video_utils import read_video_frame
+from wsovvis.utils.rle import CorruptRLEError, check_rle, check_rles
 
 from .tube_classifier import TubeClassifier
 
@@ -34,8 +35,11 @@ def load_tubes(document, source: str = "tubes") -> TubeSet:
     A GT-style dict (e.g. converted VideoCutLER pseudo tubes) gives one tube per annotation with
     score ``annotation.get("score", 1.0)``.
 
+    Every mask is checked (:func:`wsovvis.utils.rle.check_rles`) before any is decoded.
+
     Raises:
-        ValueError: malformed entry (names its index), no tubes.
+        ValueError: malformed entry or corrupt mask (names the source, the entry's index, its
+            video / annotation id and the frame), no tubes.
     """
     if isinstance(document, dict):
         if not isinstance(document.get("annotations"), list):
@@ -61,13 +65,28 @@ def load_tubes(document, source: str = "tubes") -> TubeSet:
             vid = int(e["video_id"])
         except (TypeError, ValueError):
             raise ValueError(f"{where} has a non-integer video_id {e['video_id']!r}") from None
-        for t, s in enumerate(e["segmentations"]):
-            if s is not None and not (isinstance(s, dict) and "counts" in s and "size" in s):
+        frames = [t for t, s in enumerate(e["segmentations"]) if s is not None]
+        for t in frames:
+            s = e["segmentations"][t]
+            if not (isinstance(s, dict) and "counts" in s and "size" in s):
                 raise ValueError(f"{where}.segmentations[{t}] is neither null nor an RLE")
+        try:  # every mask is checked before any is decoded: pycocotools reads corrupt RLEs OOB
+            check_rles([e["segmentations"][t] for t in frames])
+        except CorruptRLEError:
+            for t in frames:  # the error path only: find the frame, one mask at a time
+                try:
+                    check_rle(e["segmentations"][t])
+                except CorruptRLEError as err:
+                    raise ValueError(f"{where} (video {e['video_id']}{_ann_id(e)}), frame {t}: "
+                                     f"{err}") from None
         by_video.setdefault(vid, []).append((e["segmentations"], score))
     if not by_video:
         raise ValueError(f"{source}: no tubes")
     return TubeSet(by_video, kind)
+
+
+def _ann_id(entry: dict) -> str:
+    return f", annotation {entry['id']}" if "id" in entry else ""
 
 
 def videos_from_document(document) -> Optional[Dict[int, dict]]:

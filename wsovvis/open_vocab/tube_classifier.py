@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from pycocotools import mask as mask_util
+
+from wsovvis.utils.rle import CorruptRLEError, decode_segmentation
 
 from .clip_model import DenseClip, load_clip
 from .text_bank import VILD_TEMPLATES, build_text_bank, class_logits
@@ -27,12 +28,12 @@ from .vocabulary import Vocabulary, load_vocabulary
 __all__ = ["TubeClassifier"]
 
 
-def _decode(seg, height: int, width: int) -> np.ndarray:
-    if isinstance(seg.get("counts"), list):  # uncompressed RLE
-        seg = mask_util.frPyObjects(seg, height, width)
-    elif isinstance(seg["counts"], str):
-        seg = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
-    return mask_util.decode(seg)
+def _decode(seg, height: int, width: int, tube: int, frame: int) -> np.ndarray:
+    """A checked decode (:func:`decode_segmentation`): a corrupt RLE names the tube and frame."""
+    try:
+        return decode_segmentation(seg, height, width)
+    except CorruptRLEError as e:
+        raise CorruptRLEError(f"tube {tube}, frame {frame}: {e}") from None
 
 
 class TubeClassifier:
@@ -121,7 +122,7 @@ class TubeClassifier:
             feats = self.clip.dense(imgs)  # (B, C, h, w)
             pooled, owners, areas = [], [], []
             for b, f in enumerate(batch):
-                masks = np.stack([_decode(tubes[i][f], height, width) for i in present[f]])
+                masks = np.stack([_decode(tubes[i][f], height, width, i, f) for i in present[f]])
                 m = torch.from_numpy(masks).to(feats.device, torch.float32)
                 w = F.adaptive_avg_pool2d(m[:, None], feats.shape[-2:]).flatten(1)  # (n_f, h*w)
                 keep = w.sum(1) > 0
