@@ -51,7 +51,7 @@ def test_progress_bar_over_videos(val, tiny_clip_file, tmp_path):
                  "--out", str(out), "--clip-weights", tiny_clip_file], tmp_path, progress=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     n = len({a["video_id"] for a in val["doc"]["annotations"]})
-    assert f"naming tubes: 100%" in proc.stderr and f"{n}/{n}" in proc.stderr, proc.stderr
+    assert "naming tubes: 100%" in proc.stderr and f"{n}/{n}" in proc.stderr, proc.stderr
 
 
 def test_names_gt_style_tubes_with_a_names_file(val, tiny_clip_file, tmp_path):

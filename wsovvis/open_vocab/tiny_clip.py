@@ -1,13 +1,17 @@
 """A tiny CLIP for offline demos: an open_clip architecture trained from scratch on object crops.
 
 Real CLIP weights cannot be downloaded everywhere (CI, the CPU demo), so the demo trains a small
-open_clip model (``wsovvis_tiny_convnext``: ConvNeXt-atto image tower, 2-layer text transformer,
-registered from ``model_configs/``) on square crops around the objects of a labelled YTVIS split,
-paired with captions made from the category names (the 14 ViLD templates, averaged per category
-as the text bank does), with a two-way contrastive loss (crop -> its category's caption, caption
--> the batch's crops of its category) plus a uniformity term on the category captions. Crops are taken from the frame rescaled by ``scale`` (the scale the frames are named at),
-so objects have the same size in training and when naming. The result is saved as a plain
-state-dict file, loaded back through ``open_clip.create_model(name, pretrained=file)``.
+open_clip model (``wsovvis_tiny_convnext``: timm ``test_convnext`` image tower, 2-layer text
+transformer, registered from ``model_configs/``) on square crops around the objects of a labelled
+YTVIS split, paired with captions made from the category names (the 14 ViLD templates, averaged
+per category as the text bank does), with a two-way contrastive loss (crop -> its category's
+caption, caption -> the batch's crops of its category) plus a uniformity term on the category
+captions. By default the image side of the loss is the *mask-pooled* embedding
+(:func:`mask_pooled_embedding`): the crop's stride-32 map averaged under the object's mask, then
+the image head, exactly what :class:`~wsovvis.open_vocab.TubeClassifier` reads when it names a
+tube. Crops are cut from the frame rescaled by ``scale`` (the scale the frames are named at), so
+objects have the same size, in map cells, in training and when naming. The result is saved as a
+plain state-dict file, loaded back through ``open_clip.create_model(name, pretrained=file)``.
 """
 import logging
 import time
