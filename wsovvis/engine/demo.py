@@ -6,7 +6,8 @@
 4. score the untrained model, train VidEoMT on the pseudo tubes, score it again (class-agnostic AP);
 5. render a val video's predictions (GIF + PNG);
 6. open-vocabulary naming: train a tiny CLIP (open_clip architecture, random init) on object crops
-   of the synthetic *train* split captioned with the category names, save it in open_clip's format,
+   of the synthetic *train* split captioned with the category names (its image side the
+   mask-pooled embedding naming reads, at the naming scale 2x), save it in open_clip's format,
    and name the trained VidEoMT's val tubes with it through the path a user's CLIP takes
    (``open_clip.create_model(name, pretrained=file)``); open-vocab AP/APb/APn with it and with the
    untrained CLIP (chance), next to class-agnostic and oracle-label AP of the same tubes.
