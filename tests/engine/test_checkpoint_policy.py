@@ -63,18 +63,25 @@ def test_frozen_bn_defaults_do_not_count_as_loaded(tmp_path):
         VideoCheckpointer(model, cfg=cfg, mode="eval").load(str(path))
 
 
-def test_eval_only_rejects_another_class_count(agnostic_dataset, tmp_path):
-    """An official-layout VidEoMT file with 4 classes into NUM_CLASSES 1: eval-only stops before
-    any work, naming MODEL.VIDEOMT.NUM_CLASSES 4; training from it re-initialises the head."""
+def _eval_from_four_class_checkpoint(config, tmp_path):
+    """Write the model of ``config`` with MODEL.VIDEOMT.NUM_CLASSES 4 (an official-layout file
+    with another class count) and point ``config``'s MODEL.WEIGHTS at it; returns the path."""
     from wsovvis.engine.trainer import Trainer
 
-    config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True)
     other = build_cfg(config, check=False).clone()
     other.defrost()
     other.MODEL.VIDEOMT.NUM_CLASSES = 4
     path = tmp_path / "four_classes.pth"
     torch.save({"model": Trainer.build_model(other).state_dict()}, path)
     config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    return path
+
+
+def test_eval_only_rejects_another_class_count(agnostic_dataset, tmp_path):
+    """An official-layout VidEoMT file with 4 classes into NUM_CLASSES 1: eval-only stops before
+    any work, naming MODEL.VIDEOMT.NUM_CLASSES 4; training from it re-initialises the head."""
+    config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True)
+    path = _eval_from_four_class_checkpoint(config, tmp_path)
     with pytest.raises(CheckpointError, match=r"(?s)class_head.*MODEL.VIDEOMT.NUM_CLASSES 4 "):
         run_experiment(config)
     assert _nothing_written(str(tmp_path / "out"))
@@ -172,15 +179,8 @@ def test_untrusted_checkpoint_is_refused_unless_listed(agnostic_dataset, tmp_pat
 
 
 def test_train_net_reports_a_bad_checkpoint_as_one_error_line(agnostic_dataset, tmp_path):
-    from wsovvis.engine.trainer import Trainer
-
     config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True)
-    other = build_cfg(config, check=False).clone()
-    other.defrost()
-    other.MODEL.VIDEOMT.NUM_CLASSES = 4
-    path = tmp_path / "four_classes.pth"
-    torch.save({"model": Trainer.build_model(other).state_dict()}, path)
-    config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    _eval_from_four_class_checkpoint(config, tmp_path)
     proc = run_train_net(["with"] + sacred_args(config), timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: Checkpoint" in proc.stderr and "Traceback" not in proc.stderr
@@ -188,16 +188,9 @@ def test_train_net_reports_a_bad_checkpoint_as_one_error_line(agnostic_dataset, 
 
 def test_two_process_eval_reports_the_worker_fit_error(agnostic_dataset, tmp_path):
     """With spawned ranks the worker's CheckpointError reaches the launcher as itself."""
-    from wsovvis.engine.trainer import Trainer
-
     config = tiny_experiment(agnostic_dataset, tmp_path / "out", val=True, eval_only=True,
                              num_gpus=2)
-    other = build_cfg(config, check=False).clone()
-    other.defrost()
-    other.MODEL.VIDEOMT.NUM_CLASSES = 4
-    path = tmp_path / "four_classes.pth"
-    torch.save({"model": Trainer.build_model(other).state_dict()}, path)
-    config["d2_opts"] += ["MODEL.WEIGHTS", str(path)]
+    _eval_from_four_class_checkpoint(config, tmp_path)
     with pytest.raises(CheckpointError, match=r"(?s)^Checkpoint .*MODEL.VIDEOMT.NUM_CLASSES 4 "):
         run_experiment(config)
 
