@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "ConversionReport", "FORMAT_CONVERTERS", "register_format_converter", "convert_to_wsovvis",
+    "fuse_qkv",
 ]
 
 
@@ -78,3 +79,30 @@ def convert_to_wsovvis(
         if conv.detect(state_dict):
             return conv.convert(state_dict)
     return dict(state_dict), None
+
+
+def fuse_qkv(parts: Mapping[int, Mapping[str, torch.Tensor]], kinds: Tuple[str, ...],
+             key: str, what: str) -> Dict[str, torch.Tensor]:
+    """Fuse per-block separate q / k / v projections into timm's single ``qkv`` tensors.
+
+    Args:
+        parts: block index -> ``{"q" + kind, "k" + kind, "v" + kind: tensor}`` (e.g. ``"qweight"``).
+        kinds: which tensors to fuse, e.g. ``("weight",)`` or ``("weight", "bias")``.
+        key: output name with ``{i}`` (block) and ``{kind}`` fields, e.g.
+            ``"blocks.{i}.attn.qkv.{kind}"``.
+        what: the block's name in errors, e.g. ``"DINOv3 block"``.
+
+    Returns:
+        ``{output name: torch.cat([q, k, v])}``.
+
+    Raises:
+        ValueError: a block lacks one of its q / k / v tensors.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    for i, block in sorted(parts.items()):
+        for kind in kinds:
+            names = [c + kind for c in "qkv"]
+            if not all(n in block for n in names):
+                raise ValueError(f"{what} {i}: q/k/v {kind} incomplete ({sorted(block)})")
+            out[key.format(i=i, kind=kind)] = torch.cat([block[n] for n in names])
+    return out

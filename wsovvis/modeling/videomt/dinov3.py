@@ -30,7 +30,7 @@ from typing import Dict, Mapping, Tuple
 
 import torch
 
-from wsovvis.checkpoint.formats import ConversionReport, register_format_converter
+from wsovvis.checkpoint.formats import ConversionReport, fuse_qkv, register_format_converter
 
 __all__ = [
     "OfficialDinov3VidEoMTFormat",
@@ -93,7 +93,7 @@ def hf_dinov3_to_timm(sd: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.T
             i = int(idx)
             m = re.fullmatch(r"attention\.([qkv])_proj\.weight", name)
             if m:
-                qkv.setdefault(i, {})[m.group(1)] = v
+                qkv.setdefault(i, {})[m.group(1) + "weight"] = v
             elif name == "attention.k_proj.bias":
                 ignored[key] = "k bias (softmax-invariant; DINOv3 has none)"
             elif name in _RENAMES:
@@ -104,10 +104,7 @@ def hf_dinov3_to_timm(sd: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.T
                 raise ValueError(f"unknown DINOv3 tensor {key}")
         else:
             raise ValueError(f"unknown DINOv3 tensor {key}")
-    for i, parts in sorted(qkv.items()):
-        if set(parts) != {"q", "k", "v"}:
-            raise ValueError(f"DINOv3 block {i}: q/k/v weights incomplete ({sorted(parts)})")
-        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    out.update(fuse_qkv(qkv, ("weight",), "blocks.{i}.attn.qkv.{kind}", "DINOv3 block"))
     return out, ignored
 
 

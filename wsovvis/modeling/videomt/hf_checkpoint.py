@@ -38,7 +38,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 
-from wsovvis.checkpoint.formats import ConversionReport, register_format_converter
+from wsovvis.checkpoint.formats import ConversionReport, fuse_qkv, register_format_converter
 
 __all__ = [
     "HFVidEoMTFormat",
@@ -126,12 +126,8 @@ def hf_to_wsovvis(
                 raise ValueError(f"unknown Hugging Face VidEoMT tensor {key}")
         else:
             raise ValueError(f"unknown Hugging Face VidEoMT tensor {key}")
-    for i, parts in sorted(qkv.items()):
-        for kind in ("weight", "bias"):
-            names = [c + kind for c in "qkv"]
-            if not all(n in parts for n in names):
-                raise ValueError(f"Hugging Face VidEoMT layer {i}: q/k/v {kind} incomplete")
-            out[f"{VIT}blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts[n] for n in names])
+    out.update(fuse_qkv(qkv, ("weight", "bias"), VIT + "blocks.{i}.attn.qkv.{kind}",
+                        "Hugging Face VidEoMT layer"))
     report = ConversionReport(
         format="Hugging Face VidEoMT",
         converted=len(out),
