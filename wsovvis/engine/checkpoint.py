@@ -49,7 +49,8 @@ class VideoCheckpointer(DetectionCheckpointer):
         model: the model (DDP-wrapped or not).
         save_dir: where checkpoints are saved (``OUTPUT_DIR``).
         cfg: the model's config: ``MODEL.TRUSTED_CHECKPOINTS``, backbone weights paths that
-            count as loaded (``MODEL.DINOV2.WEIGHTS``, ``MODEL.VIDEOMT.VIT_WEIGHTS``),
+            count as loaded (``MODEL.DINOV2.WEIGHTS``, ``MODEL.VIDEOMT.VIT_WEIGHTS``,
+            ``MODEL.SWIN.WEIGHTS``),
             ``ALLOW_RANDOM_INIT`` keys. None: no trusted files, no external weights.
         mode: policy of :meth:`load` when not resuming: ``"init"`` (training from
             ``MODEL.WEIGHTS``: partial checkpoints allowed) or ``"eval"`` (every tensor
