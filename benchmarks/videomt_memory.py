@@ -6,8 +6,9 @@ RSS above the process after building the model and running one warm-up frame, i.
 inference of one video adds. Paths:
 
 * ``wsovvis``: ``WSVidEoMT.stream_video`` + ``finalize`` with lazily generated frames (as the test
-  mapper), so only the compact per-frame mask codes of :class:`OnlineVISAccumulator` (reported
-  as "stored MB") and the output (top-k tubes, "output MB" as JSON) grow with the video;
+  mapper). The compact per-frame mask codes of :class:`OnlineVISAccumulator` ("stored MB") are
+  in RAM up to ``MODEL.VIDEOMT.TEST_CODE_MEMORY_MB`` (``--code-memory-mb``) and then in an
+  unlinked temporary file, so only the output (top-k tubes, "output MB" as JSON) grows in RAM;
 * ``official`` (with ``--official PATH``, a tue-mps/videomt checkout; see
   ``_official_videomt.py``): the official backbone with the same weights and upstream's VIS test
   path re-stated in :func:`_official_videomt.official_style_vis` (all frames in one padded
@@ -45,6 +46,8 @@ def child(args):
     add_wsovvis_config(cfg)
     cfg.merge_from_file(os.path.join(REPO, args.config))
     cfg.MODEL.VIDEOMT.VIT_WEIGHTS = ""
+    if args.code_memory_mb is not None:
+        cfg.MODEL.VIDEOMT.TEST_CODE_MEMORY_MB = args.code_memory_mb
     cfg.MODEL.DEVICE = "cpu"
     torch.manual_seed(0)
     model = build_model(cfg).eval()
@@ -80,6 +83,7 @@ def child(args):
             t0 = time.perf_counter()
             stream = model.stream_video(video)
             result["stored_mb"] = stream.acc.stored_bytes() / 2**20
+            result["spilled"] = stream.acc.codes.spilled
             out = stream.finalize()
             result["output_mb"] = len(json.dumps(out)) / 2**20
     result["seconds"] = time.perf_counter() - t0
@@ -91,6 +95,8 @@ def run_child(args, path, n):
     cmd = [sys.executable, __file__, "--child", "--path", path, "--frames", str(n)]
     cmd += ["--size", *map(str, args.size), "--orig", *map(str, args.orig)]
     cmd += ["--config", args.config, "--official", args.official]
+    if args.code_memory_mb is not None:
+        cmd += ["--code-memory-mb", str(args.code_memory_mb)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode:
@@ -105,6 +111,12 @@ def main():
     parser.add_argument("--orig", type=int, nargs=2, default=[360, 300], help="original H W")
     parser.add_argument("--config", default="configs/videomt/VidEoMT-ViT-S-LVVIS-pseudo.yaml")
     parser.add_argument("--official", default="", help="tue-mps/videomt checkout")
+    parser.add_argument(
+        "--code-memory-mb",
+        type=float,
+        default=None,
+        help="MODEL.VIDEOMT.TEST_CODE_MEMORY_MB (default: the config's; 0: codes straight to disk)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path", default="wsovvis", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,16 +126,17 @@ def main():
         f"{args.config}: random weights, input {args.size[0]}x{args.size[1]}, masks to "
         f"{args.orig[0]}x{args.orig[1]}; CPU, 1 thread; peak-RSS growth above model + 1 frame"
     )
-    header = f"{'frames':>7} {'wsovvis MB':>11} {'stored MB':>10} {'output MB':>10} {'s':>7}"
+    header = f"{'frames':>7} {'wsovvis MB':>11} {'stored MB':>10} {'in':>5} {'output MB':>10} {'s':>7}"
     print(header + (f" {'official MB':>12} {'s':>7}" if args.official else ""))
     for n in args.frames:
         r = run_child(args, "wsovvis", n)
         if "error" in r:
             print(f"{n:>7} error: {r['error']}")
             continue
+        where = "disk" if r["spilled"] else "RAM"
         line = (
-            f"{n:>7} {r['growth_mb']:>11.1f} {r['stored_mb']:>10.2f} {r['output_mb']:>10.2f} "
-            f"{r['seconds']:>7.1f}"
+            f"{n:>7} {r['growth_mb']:>11.1f} {r['stored_mb']:>10.2f} {where:>5} "
+            f"{r['output_mb']:>10.2f} {r['seconds']:>7.1f}"
         )
         if args.official:
             o = run_child(args, "official", n)
@@ -136,8 +149,9 @@ def main():
     print(
         "stored MB: the per-frame compact low-resolution mask codes (every query with a positive "
         "logit on a frame\nmay still enter the top-k; random weights give noise masks where every "
-        "low-res logit is stored,\na trained model far fewer). official: all frames' (Q, h, w) "
-        "float32 masks, the frames, and k x T full-size masks."
+        "low-res logit is stored,\na trained model far fewer); in: where they were at the end (RAM "
+        "up to MODEL.VIDEOMT.TEST_CODE_MEMORY_MB,\nthen an unlinked temporary file). official: all "
+        "frames' (Q, h, w) float32 masks, the frames, and k x T full-size masks."
     )
 
 

@@ -91,6 +91,7 @@ def _add_videomt_config(cfg):
     _C.SIZE_DIVISIBILITY = 32  # inputs are zero-padded (bottom/right) to a multiple of this
     _C.TEST_TOPK = 10  # tracks kept per video: flattened top-k over queries x classes
     _C.WINDOW_SIZE = 1  # frames per network call at test time (1 = strictly online)
+    _C.TEST_CODE_MEMORY_MB = 64.0  # RAM per video for the per-frame mask codes kept until the top-k is known; beyond it they spill to an unlinked temp file in $TMPDIR (same output)
 
 
 def _add_seqformer_config(cfg):

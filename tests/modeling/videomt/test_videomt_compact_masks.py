@@ -5,6 +5,8 @@ resized to the original size and RLE-encoded on every frame, the top-k picked at
 compact accumulator must give the same tracks, scores and masks bit for bit.
 """
 
+import os
+
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -39,8 +41,8 @@ def _reference(frames, topk, output_size):
     return scores.tolist(), labels.tolist(), segs
 
 
-def _compact(frames, topk, output_size):
-    acc = OnlineVISAccumulator(frames[0][0].shape[0], output_size)
+def _compact(frames, topk, output_size, max_memory_bytes=64 << 20):
+    acc = OnlineVISAccumulator(frames[0][0].shape[0], output_size, max_memory_bytes=max_memory_bytes)
     for logits, masks, image_size, padded_size in frames:
         acc.add_frames(logits[None], masks[None], image_size, padded_size)
     out = acc.finalize(topk, 0)
@@ -48,9 +50,11 @@ def _compact(frames, topk, output_size):
     return out["pred_scores"], out["pred_labels"], segs, acc
 
 
-def test_long_video_matches_per_frame_reference():
-    """70 tiny frames through the real network: same top-k, scores and masks as the reference."""
-    model = tiny_model(0, TEST_TOPK=8).eval()
+@pytest.mark.parametrize("memory_mb", [64.0, 0.0])
+def test_long_video_matches_per_frame_reference(memory_mb):
+    """70 tiny frames through the real network: same top-k, scores and masks as the reference,
+    with the codes in RAM or all in the temporary file."""
+    model = tiny_model(0, TEST_TOPK=8, TEST_CODE_MEMORY_MB=memory_mb).eval()
     video = eval_video(5, num_frames=70)
     stream = model.new_stream(video["height"], video["width"])
     frames = []
@@ -65,6 +69,7 @@ def test_long_video_matches_per_frame_reference():
                 tuple(images.tensor.shape[-2:]),
             )
         )
+    assert stream.acc.codes.spilled == (memory_mb == 0)
     got = stream.finalize()
     ref_scores, ref_labels, ref_segs = _reference(frames, 8, (video["height"], video["width"]))
     assert got["pred_scores"] == ref_scores and got["pred_labels"] == ref_labels
@@ -117,8 +122,40 @@ def test_adversarial_logits_are_exact(low, image, output):
         frames.append((logits, x, image, padded))
     ref = _reference(frames, 20, output)
     got = _compact(frames, 20, output)
+    assert not got[3].codes.spilled
     assert got[0] == ref[0] and got[1] == ref[1]
     assert got[2] == ref[2]
+    # spilling to the temporary file after about half of the frames changes nothing
+    half = got[3].stored_bytes() // 2
+    spilled = _compact(frames, 20, output, max_memory_bytes=half)
+    assert spilled[3].codes.spilled and spilled[:3] == got[:3]
+
+
+def test_code_store_reads_back_requested_queries_only(tmp_path, monkeypatch):
+    """Records round-trip through RAM and the temporary file (in $TMPDIR, unlinked)."""
+    from wsovvis.modeling.videomt.inference import FrameCodeStore
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    g = torch.Generator().manual_seed(3)
+    codes = []
+    for t in range(5):
+        x = torch.randn(4, 6, 7, generator=g)
+        x[1] = x[1].abs() + 1  # all positive: only values, no sign RLE
+        x[2, :, :3] = -5.0  # a sign change: RLE + near-boundary values
+        codes.append((x, CompactMaskLogits(x, [3, 5, 8, 9])))
+    store = FrameCodeStore(max_memory_bytes=2 * codes[0][1].nbytes() + 300)  # + 2 headers
+    for t, (_, code) in enumerate(codes):
+        store.append(code, [[t, t], [t + 1, t + 1]])
+        assert store.spilled == (t >= 2)
+    assert os.listdir(tmp_path) == []  # the file is unlinked
+    for t, (x, code) in enumerate(codes):
+        back, sizes = store.read(t, [9, 5, 4], "cpu")
+        assert sizes == [[t, t], [t + 1, t + 1]]
+        assert back.decode(4) is None and back.decode(3) is None  # 3 not requested
+        assert torch.equal(back.decode(9), code.decode(9))
+        assert torch.equal(back.decode(5), code.decode(5))
+    store.close()
+    assert len(store) == 0 and store.nbytes == 0
 
 
 def test_decode_reproduces_needed_values_and_skips_empty_queries():

@@ -17,10 +17,20 @@ uniformly "positive" (``TINY < v < BIG``) or uniformly "non-positive" (finite ``
 only enter sums whose sign its class already fixes, so it is stored as its sign; every other
 pixel (near a sign change, or NaN/inf/denormal-small) is stored as its exact float32 value and
 the same interpolation then sees the same numbers.
+
+Memory: the codes of a video are appended to a :class:`FrameCodeStore`, which keeps them in RAM up
+to ``max_memory_bytes`` (``MODEL.VIDEOMT.TEST_CODE_MEMORY_MB``) and then moves them to an unlinked
+temporary file (``$TMPDIR``), so the peak RAM of a video does not grow with its length beyond the
+output (the top-k tubes); :meth:`OnlineVISAccumulator.finalize` reads back only the top-k queries'
+codes. A candidate set that is provably sufficient early does not exist for a stream of unknown
+length (any query's mean logit can still overtake), so the codes are kept, but not in RAM.
 """
 
+import io
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import msgspec
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
@@ -31,7 +41,7 @@ from wsovvis.modeling.set_prediction import (
     topk_query_class_pairs,
 )
 
-__all__ = ["CompactMaskLogits", "OnlineVISAccumulator", "VideoStream"]
+__all__ = ["CompactMaskLogits", "FrameCodeStore", "OnlineVISAccumulator", "VideoStream"]
 
 # positive values in (TINY, BIG) keep any convex combination of <= 16 of them positive in float32
 TINY = 1e-30
@@ -112,6 +122,35 @@ class CompactMaskLogits:
                 if special is not None and bool(special[i].any()):
                     self.needed[i] = _rle(needed[i : i + 1])[0]
 
+    @classmethod
+    def from_parts(cls, shape, device, parts: Dict[int, Tuple]) -> "CompactMaskLogits":
+        """A code holding only some queries, from :meth:`to_record` parts.
+
+        Args:
+            shape: (h, w) of the low-resolution logits.
+            device: where :meth:`decode` puts the logits.
+            parts: ``{query: (signs RLE or None, needed RLE or None, float32 values bytes)}``.
+        """
+        code = cls(torch.empty(0, *shape), [])
+        code.device = torch.device(device)
+        code.queries = {int(q): i for i, q in enumerate(parts)}
+        code.signs = [p[0] for p in parts.values()]
+        code.needed = [p[1] for p in parts.values()]
+        code.values = [np.frombuffer(p[2], dtype=np.float32).copy() for p in parts.values()]
+        return code
+
+    def to_record(self) -> Tuple[list, List[bytes]]:
+        """``(header, segments)``: header ``[h, w, queries, lengths]`` (three lengths per query:
+        signs, needed, values; -1 for None) and the concatenable per-query byte segments."""
+        queries = sorted(self.queries, key=self.queries.get)
+        lengths, segments = [], []
+        for i in range(len(queries)):
+            value_bytes = self.values[i].astype(np.float32, copy=False).tobytes()
+            for part in (self.signs[i], self.needed[i], value_bytes):
+                lengths.append(-1 if part is None else len(part))
+                segments.append(part or b"")
+        return [self.shape[0], self.shape[1], queries, lengths], segments
+
     def nbytes(self) -> int:
         """Bytes held by the code (RLE strings and values)."""
         rle = sum(len(c) for c in self.signs + self.needed if c)
@@ -137,6 +176,79 @@ class CompactMaskLogits:
         return x.to(self.device)
 
 
+class FrameCodeStore:
+    """Append-only store of one video's per-frame :class:`CompactMaskLogits`, RAM-bounded.
+
+    Records stay in memory until they would exceed ``max_memory_bytes``; then all of them move to
+    an unlinked temporary file (``tempfile.TemporaryFile``, in ``$TMPDIR``) and later ones are
+    appended there. Reading back fetches only the requested queries' bytes.
+
+    Args:
+        max_memory_bytes: RAM for records before spilling (0: every record goes to the file).
+    """
+
+    def __init__(self, max_memory_bytes: int):
+        self.max_memory_bytes = int(max_memory_bytes)
+        self._memory = io.BytesIO()
+        self._file = None
+        self._index: List[Tuple[int, int, list]] = []  # per frame: (offset, header bytes, sizes)
+        self.nbytes = 0
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the records are in the temporary file."""
+        return self._file is not None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def append(self, code: CompactMaskLogits, sizes: list) -> None:
+        """Append one frame's code with its ``[image_size, padded_size]``."""
+        header, segments = code.to_record()
+        head = msgspec.msgpack.encode(header)
+        size = len(head) + sum(len(b) for b in segments)
+        if self._file is None and self.nbytes + size > self.max_memory_bytes:
+            self._file = tempfile.TemporaryFile(prefix="wsovvis-videomt-codes-")
+            self._file.write(self._memory.getbuffer())
+            self._memory = None
+        out = self._file if self._file is not None else self._memory
+        out.seek(self.nbytes)
+        out.write(head)
+        for b in segments:
+            out.write(b)
+        self._index.append((self.nbytes, len(head), sizes))
+        self.nbytes += size
+
+    def _read(self, offset: int, n: int) -> bytes:
+        f = self._file if self._file is not None else self._memory
+        f.seek(offset)
+        return f.read(n)
+
+    def read(self, frame: int, queries: Sequence[int], device) -> Tuple[CompactMaskLogits, list]:
+        """Frame ``frame``'s code restricted to ``queries`` (absent ones stay absent), and its sizes."""
+        offset, head_len, sizes = self._index[frame]
+        h, w, stored, lengths = msgspec.msgpack.decode(self._read(offset, head_len))
+        ends = np.cumsum([max(0, n) for n in lengths]) + offset + head_len
+        position = {q: i for i, q in enumerate(stored)}
+        parts = {}
+        for q in queries:
+            i = position.get(int(q))
+            if i is None:
+                continue
+            start = ends[3 * i - 1] if i else offset + head_len
+            blob = self._read(int(start), int(ends[3 * i + 2] - start))
+            n1, n2, _ = lengths[3 * i : 3 * i + 3]
+            a, b = max(0, n1), max(0, n1) + max(0, n2)
+            parts[int(q)] = (blob[:a] if n1 >= 0 else None, blob[a:b] if n2 >= 0 else None, blob[b:])
+        return CompactMaskLogits.from_parts((h, w), device, parts), sizes
+
+    def close(self) -> None:
+        """Free the records (the temporary file is deleted)."""
+        if self._file is not None:
+            self._file.close()
+        self._file, self._memory, self._index, self.nbytes = None, io.BytesIO(), [], 0
+
+
 class OnlineVISAccumulator:
     """Accumulates one video's per-frame predictions compactly and produces the VIS output.
 
@@ -146,6 +258,8 @@ class OnlineVISAccumulator:
         mask_chunk_pixels: upper bound on ``queries * H * W`` resized at once in
             :meth:`finalize` (peak memory and speed knob; the result does not depend on it).
             Default: ``2**22`` for CPU tensors, ``2**24`` on accelerators.
+        max_memory_bytes: RAM for the per-frame codes; beyond it they go to a temporary file
+            (:class:`FrameCodeStore`; the result does not depend on it).
     """
 
     CPU_CHUNK_PIXELS = 1 << 22
@@ -156,14 +270,16 @@ class OnlineVISAccumulator:
         num_queries: int,
         output_size: Tuple[int, int],
         mask_chunk_pixels: Optional[int] = None,
+        max_memory_bytes: int = 64 << 20,
     ):
         self.num_queries = num_queries
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self.mask_chunk_pixels = mask_chunk_pixels
         self.logit_sum: Optional[torch.Tensor] = None
         self.num_frames = 0
-        # per frame: (compact logits of the queries with a positive logit, image, padded size)
-        self.frames: List[Tuple[CompactMaskLogits, Tuple[int, int], Tuple[int, int]]] = []
+        self.device = torch.device("cpu")
+        # per frame: compact logits of the queries with a positive logit, image and padded size
+        self.codes = FrameCodeStore(max_memory_bytes)
 
     def add_frames(
         self,
@@ -183,15 +299,17 @@ class OnlineVISAccumulator:
         s = class_logits.detach().double().sum(0).cpu()
         self.logit_sum = s if self.logit_sum is None else self.logit_sum + s
         self.num_frames += class_logits.shape[0]
-        sizes = (tuple(int(v) for v in image_size), tuple(int(v) for v in padded_size))
+        self.device = mask_logits.device
+        sizes = [[int(v) for v in image_size], [int(v) for v in padded_size]]
         for masks in mask_logits.detach():
             # bilinear resizes are convex combinations: all-non-positive logits stay <= 0
             queries = torch.nonzero(masks.flatten(1).amax(1) > 0).flatten()
-            self.frames.append((CompactMaskLogits(masks[queries], queries.tolist()), *sizes))
+            self.codes.append(CompactMaskLogits(masks[queries], queries.tolist()), sizes)
 
     def stored_bytes(self) -> int:
-        """Bytes held by the per-frame compact codes (what grows with the video length)."""
-        return sum(code.nbytes() for code, _, _ in self.frames)
+        """Bytes of the per-frame compact codes (what grows with the video length; in RAM up to
+        ``max_memory_bytes``, then in a temporary file)."""
+        return self.codes.nbytes
 
     def masks_per_chunk(self, device: torch.device) -> int:
         """Masks resized at once for tensors on ``device`` (see ``mask_chunk_pixels``).
@@ -208,8 +326,8 @@ class OnlineVISAccumulator:
             pixels = self.CPU_CHUNK_PIXELS if cpu else self.DEVICE_CHUNK_PIXELS
         return max(1, pixels // max(1, self.output_size[0] * self.output_size[1]))
 
-    def _encode_frame(self, frame, queries: Sequence[int]) -> Dict[int, bytes]:
-        code, image_size, padded_size = frame
+    def _encode_frame(self, frame: int, queries: Sequence[int]) -> Dict[int, bytes]:
+        code, (image_size, padded_size) = self.codes.read(frame, queries, self.device)
         logits = {q: code.decode(q) for q in queries}
         stored = [q for q, x in logits.items() if x is not None]
         out: Dict[int, bytes] = {}
@@ -244,7 +362,7 @@ class OnlineVISAccumulator:
         unique = sorted(set(queries))
         empty = mask_util.encode(np.zeros((h, w, 1), dtype=np.uint8, order="F"))[0]["counts"]
         tracks: Dict[int, List[Dict[str, object]]] = {q: [] for q in unique}
-        for frame in self.frames:
+        for frame in range(len(self.codes)):
             rles = self._encode_frame(frame, unique)
             for q in unique:
                 tracks[q].append({"size": [h, w], "counts": rles.get(q, empty).decode("ascii")})
@@ -269,7 +387,11 @@ class VideoStream:
         self.model = model
         self.video_id = video_id
         self.memory: Optional[torch.Tensor] = None
-        self.acc = OnlineVISAccumulator(model.backbone.num_queries, (height, width))
+        self.acc = OnlineVISAccumulator(
+            model.backbone.num_queries,
+            (height, width),
+            max_memory_bytes=model.test_code_memory_bytes,
+        )
 
     @torch.no_grad()
     def step(self, frames: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -65,6 +65,8 @@ class WSVidEoMT(nn.Module):
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         test_topk: tracks kept per video.
         window_size: frames per network call at test time.
+        test_code_memory_mb: RAM (MiB) for a video's per-frame mask codes at test time before
+            they move to a temporary file (the output does not depend on it).
     """
 
     @configurable
@@ -80,6 +82,7 @@ class WSVidEoMT(nn.Module):
         size_divisibility: int = 32,
         test_topk: int = 10,
         window_size: int = 1,
+        test_code_memory_mb: float = 64.0,
     ):
         super().__init__()
         if input_format not in ("RGB", "BGR"):
@@ -91,6 +94,7 @@ class WSVidEoMT(nn.Module):
         self.size_divisibility = size_divisibility
         self.test_topk = test_topk
         self.window_size = max(1, window_size)
+        self.test_code_memory_bytes = int(test_code_memory_mb * 2**20)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -150,6 +154,7 @@ class WSVidEoMT(nn.Module):
             "size_divisibility": c.SIZE_DIVISIBILITY,
             "test_topk": c.TEST_TOPK,
             "window_size": c.WINDOW_SIZE,
+            "test_code_memory_mb": c.TEST_CODE_MEMORY_MB,
         }
 
     @property
