@@ -26,7 +26,6 @@ codes. A candidate set that is provably sufficient early does not exist for a st
 length (any query's mean logit can still overtake), so the codes are kept, but not in RAM.
 """
 
-import io
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -189,9 +188,9 @@ class FrameCodeStore:
 
     def __init__(self, max_memory_bytes: int):
         self.max_memory_bytes = int(max_memory_bytes)
-        self._memory = io.BytesIO()
+        self._records: Optional[List[bytes]] = []  # in RAM until spilled, then None
         self._file = None
-        self._index: List[Tuple[int, int, list]] = []  # per frame: (offset, header bytes, sizes)
+        self._index: List[Tuple[int, int, list]] = []  # per frame: (file offset, header bytes, sizes)
         self.nbytes = 0
 
     @property
@@ -206,37 +205,39 @@ class FrameCodeStore:
         """Append one frame's code with its ``[image_size, padded_size]``."""
         header, segments = code.to_record()
         head = msgspec.msgpack.encode(header)
-        size = len(head) + sum(len(b) for b in segments)
-        if self._file is None and self.nbytes + size > self.max_memory_bytes:
+        record = b"".join([head, *segments])
+        if self._file is None and self.nbytes + len(record) > self.max_memory_bytes:
             self._file = tempfile.TemporaryFile(prefix="wsovvis-videomt-codes-")
-            self._file.write(self._memory.getbuffer())
-            self._memory = None
-        out = self._file if self._file is not None else self._memory
-        out.seek(self.nbytes)
-        out.write(head)
-        for b in segments:
-            out.write(b)
+            for r in self._records:
+                self._file.write(r)
+            self._records = None
+        if self._file is None:
+            self._records.append(record)
+        else:
+            self._file.seek(self.nbytes)
+            self._file.write(record)
         self._index.append((self.nbytes, len(head), sizes))
-        self.nbytes += size
+        self.nbytes += len(record)
 
-    def _read(self, offset: int, n: int) -> bytes:
-        f = self._file if self._file is not None else self._memory
-        f.seek(offset)
-        return f.read(n)
+    def _read(self, frame: int, start: int, n: int) -> bytes:
+        if self._file is None:
+            return self._records[frame][start : start + n]
+        self._file.seek(self._index[frame][0] + start)
+        return self._file.read(n)
 
     def read(self, frame: int, queries: Sequence[int], device) -> Tuple[CompactMaskLogits, list]:
         """Frame ``frame``'s code restricted to ``queries`` (absent ones stay absent), and its sizes."""
-        offset, head_len, sizes = self._index[frame]
-        h, w, stored, lengths = msgspec.msgpack.decode(self._read(offset, head_len))
-        ends = np.cumsum([max(0, n) for n in lengths]) + offset + head_len
+        _, head_len, sizes = self._index[frame]
+        h, w, stored, lengths = msgspec.msgpack.decode(self._read(frame, 0, head_len))
+        ends = np.cumsum([max(0, n) for n in lengths]) + head_len
         position = {q: i for i, q in enumerate(stored)}
         parts = {}
         for q in queries:
             i = position.get(int(q))
             if i is None:
                 continue
-            start = ends[3 * i - 1] if i else offset + head_len
-            blob = self._read(int(start), int(ends[3 * i + 2] - start))
+            start = int(ends[3 * i - 1]) if i else head_len
+            blob = self._read(frame, start, int(ends[3 * i + 2]) - start)
             n1, n2, _ = lengths[3 * i : 3 * i + 3]
             a, b = max(0, n1), max(0, n1) + max(0, n2)
             parts[int(q)] = (blob[:a] if n1 >= 0 else None, blob[a:b] if n2 >= 0 else None, blob[b:])
@@ -246,7 +247,7 @@ class FrameCodeStore:
         """Free the records (the temporary file is deleted)."""
         if self._file is not None:
             self._file.close()
-        self._file, self._memory, self._index, self.nbytes = None, io.BytesIO(), [], 0
+        self._file, self._records, self._index, self.nbytes = None, [], [], 0
 
 
 class OnlineVISAccumulator:
