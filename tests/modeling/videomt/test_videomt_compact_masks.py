@@ -42,7 +42,9 @@ def _reference(frames, topk, output_size):
 
 
 def _compact(frames, topk, output_size, max_memory_bytes=64 << 20):
-    acc = OnlineVISAccumulator(frames[0][0].shape[0], output_size, max_memory_bytes=max_memory_bytes)
+    acc = OnlineVISAccumulator(
+        frames[0][0].shape[0], output_size, max_memory_bytes=max_memory_bytes
+    )
     for logits, masks, image_size, padded_size in frames:
         acc.add_frames(logits[None], masks[None], image_size, padded_size)
     out = acc.finalize(topk, 0)

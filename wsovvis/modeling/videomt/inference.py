@@ -4,10 +4,10 @@ Query index = track id, so a video needs only the per-query class-logit sums and
 enough of each query's mask logits to reproduce its final mask. The top-k tracks are known only
 after the last frame, and any query may still enter them (a frame's class logits are bounded only
 by the class-head and final-LayerNorm weight norms, far above typical values, and a stream's
-length is unknown), so each frame keeps a compact, EXACT low-resolution code of every query with a positive logit
-(:class:`CompactMaskLogits`); after the last frame only the top-k queries are decoded, resized to
-the original size (bilinear to the padded input, crop, bilinear to the original, ``> 0``) and
-RLE-encoded. The output is bit-identical to resizing and thresholding every query on every frame.
+length is unknown), so each frame keeps a compact, EXACT low-resolution code of every query with
+a positive logit (:class:`CompactMaskLogits`); after the last frame only the top-k queries are
+decoded, resized to the original size (bilinear to the padded input, crop, bilinear to the
+original, ``> 0``) and RLE-encoded. The output is bit-identical to resizing and thresholding every query on every frame.
 
 Why the code is exact: both resizes are bilinear (``align_corners=False``) with non-negative
 weights summing to 1, and an output pixel reads at most 3 x 3 consecutive low-resolution logits
@@ -190,7 +190,8 @@ class FrameCodeStore:
         self.max_memory_bytes = int(max_memory_bytes)
         self._records: Optional[List[bytes]] = []  # in RAM until spilled, then None
         self._file = None
-        self._index: List[Tuple[int, int, list]] = []  # per frame: (file offset, header bytes, sizes)
+        # per frame: (file offset, header bytes, sizes)
+        self._index: List[Tuple[int, int, list]] = []
         self.nbytes = 0
 
     @property
@@ -226,7 +227,7 @@ class FrameCodeStore:
         return self._file.read(n)
 
     def read(self, frame: int, queries: Sequence[int], device) -> Tuple[CompactMaskLogits, list]:
-        """Frame ``frame``'s code restricted to ``queries`` (absent ones stay absent), and its sizes."""
+        """Frame ``frame``'s code restricted to ``queries`` (absent ones stay absent), its sizes."""
         _, head_len, sizes = self._index[frame]
         h, w, stored, lengths = msgspec.msgpack.decode(self._read(frame, 0, head_len))
         ends = np.cumsum([max(0, n) for n in lengths]) + head_len
@@ -240,7 +241,8 @@ class FrameCodeStore:
             blob = self._read(frame, start, int(ends[3 * i + 2]) - start)
             n1, n2, _ = lengths[3 * i : 3 * i + 3]
             a, b = max(0, n1), max(0, n1) + max(0, n2)
-            parts[int(q)] = (blob[:a] if n1 >= 0 else None, blob[a:b] if n2 >= 0 else None, blob[b:])
+            signs = blob[:a] if n1 >= 0 else None
+            parts[int(q)] = (signs, blob[a:b] if n2 >= 0 else None, blob[b:])
         return CompactMaskLogits.from_parts((h, w), device, parts), sizes
 
     def close(self) -> None:
