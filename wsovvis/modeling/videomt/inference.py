@@ -7,7 +7,8 @@ by the class-head and final-LayerNorm weight norms, far above typical values, an
 length is unknown), so each frame keeps a compact, EXACT low-resolution code of every query with
 a positive logit (:class:`CompactMaskLogits`); after the last frame only the top-k queries are
 decoded, resized to the original size (bilinear to the padded input, crop, bilinear to the
-original, ``> 0``) and RLE-encoded. The output is bit-identical to resizing and thresholding every query on every frame.
+original, ``> 0``) and RLE-encoded. The output is bit-identical to resizing and thresholding
+every query on every frame.
 
 Why the code is exact: both resizes are bilinear (``align_corners=False``) with non-negative
 weights summing to 1, and an output pixel reads at most 3 x 3 consecutive low-resolution logits
