@@ -3,6 +3,7 @@
 Everything is drawn with numpy on a pixel grid, so the ground-truth masks are exactly the pixels
 each object paints (after occlusion by objects in front of it).
 """
+
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -20,6 +21,13 @@ CATEGORIES = [
     {"id": 5, "name": "cross", "partition": 1},
 ]
 SHAPES = [c["name"] for c in CATEGORIES]
+# Categories have a typical appearance, as real ones do ("bananas are yellow"): with probability
+# TYPICAL_COLOUR_PROB an object's two texture colours lie near its category's hue (TYPICAL_HUES,
+# one per CATEGORIES entry), otherwise they are random. With random colours only, the category is
+# the silhouette alone, which a from-scratch CNN learns far too slowly for a CPU demo (the demo's
+# tiny CLIP: 0.48 held-out object accuracy after 600 steps, 0.57 after 2,000).
+TYPICAL_HUES = [0.0, 0.2, 0.4, 0.6, 0.8]
+TYPICAL_COLOUR_PROB = 0.8
 _SHAPE_TO_ID = {c["name"]: c["id"] for c in CATEGORIES}
 
 
@@ -97,6 +105,26 @@ def _random_color(rng: np.random.Generator, lo: int, hi: int) -> Tuple[int, int,
     return tuple(int(c) for c in rng.integers(lo, hi, size=3))
 
 
+def _object_colors(rng: np.random.Generator, category: int):
+    """``(color_a, color_b)``: near the category's typical hue (probability TYPICAL_COLOUR_PROB;
+    ``color_b`` darker) or random."""
+    typical = rng.random() < TYPICAL_COLOUR_PROB
+    jitter, sat, val, dark = (
+        rng.uniform(-0.04, 0.04),
+        rng.uniform(0.55, 1.0),
+        rng.uniform(0.6, 1.0),
+        rng.uniform(0.35, 0.7),
+    )
+    color_a, color_b = _random_color(rng, 40, 256), _random_color(rng, 0, 216)
+    if not typical:
+        return color_a, color_b
+    hue = np.array([[[(TYPICAL_HUES[category] + jitter) % 1.0 * 180, sat * 255, val * 255]]])
+    a = cv2.cvtColor(hue.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    hue[..., 2] *= dark
+    b = cv2.cvtColor(hue.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    return tuple(int(c) for c in a), tuple(int(c) for c in b)
+
+
 def sample_objects(
     rng: np.random.Generator,
     num_objects: int,
@@ -122,7 +150,8 @@ def sample_objects(
     depths = rng.permutation(num_objects)
     objects = []
     for k in range(num_objects):
-        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        category = int(rng.integers(len(SHAPES)))
+        shape = SHAPES[category]
         radius = float(rng.uniform(0.12, 0.24) * size)
         # Trajectory passes through a point inside the frame at a random time.
         center = (float(rng.uniform(0.1, 0.9) * width), float(rng.uniform(0.1, 0.9) * height))
@@ -130,6 +159,8 @@ def sample_objects(
         fast = rng.random() < enter_leave_prob
         speed = rng.uniform(0.25, 0.45) * size if fast else rng.uniform(0.01, 0.06) * size
         direction = rng.uniform(0, 2 * np.pi)
+        angle, omega = float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-0.15, 0.15))
+        color_a, color_b = _object_colors(rng, category)
         objects.append(
             SceneObject(
                 shape=shape,
@@ -137,10 +168,10 @@ def sample_objects(
                 center=center,
                 velocity=(float(speed * np.cos(direction)), float(speed * np.sin(direction))),
                 t_ref=t_ref,
-                angle=float(rng.uniform(0, 2 * np.pi)),
-                omega=float(rng.uniform(-0.15, 0.15)),
-                color_a=_random_color(rng, 40, 256),
-                color_b=_random_color(rng, 0, 216),
+                angle=angle,
+                omega=omega,
+                color_a=color_a,
+                color_b=color_b,
                 texture=("solid", "stripes", "checker")[int(rng.integers(3))],
                 period=float(rng.uniform(0.2, 0.45) * radius),
                 depth=int(depths[k]),
