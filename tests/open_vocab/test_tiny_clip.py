@@ -64,8 +64,56 @@ def test_training_runs_and_saves_an_open_clip_file(train_split, tmp_path):
     out = tmp_path / "clip.pt"
     stats = train_tiny_clip(train_split["gt_json"], train_split["img_root"], str(out), steps=2,
                             batch_size=4, crop=64, per_track=1)
-    assert stats["steps"] == 2 and stats["num_crops"] > 0
+    assert stats["steps"] == 2 and stats["num_objects"] > 0
     load_clip(TINY_CLIP_MODEL, str(out))  # the user's loading path
     with pytest.raises(ValueError, match="pooling"):
         train_tiny_clip(train_split["gt_json"], train_split["img_root"], str(out), steps=1,
                         pooling="cls")
+
+
+def test_frames_carry_every_object_and_pool_as_naming_does(train_split, tiny_dense_clip):
+    """Whole-frame training pools each object's full-resolution mask from its frame's map."""
+    from wsovvis.open_vocab.tiny_clip import collect_frames, mask_pooled_embedding, naming_shape
+
+    clip, _ = tiny_dense_clip
+    x, m, y, frame_of, vocab = collect_frames(train_split["gt_json"], train_split["img_root"],
+                                              per_video=2, seed=0)
+    assert x.dtype == torch.uint8 and m.shape == (len(y), *x.shape[-2:]) and len(frame_of) == len(y)
+    assert int(frame_of.max()) == len(x) - 1 and int(y.max()) < len(vocab)
+    assert bool((m.flatten(1).sum(1) >= 16).all())
+    from wsovvis.open_vocab import DenseClip
+
+    size = naming_shape(*x.shape[-2:], scale=2.0)  # the frame size DenseClip names it at
+    named_at = DenseClip(clip.model, input_size=2 * min(x.shape[-2:]))
+    assert size == named_at.input_shape(*x.shape[-2:])
+    frames = x[:2].float()
+    big = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
+    keep = frame_of < 2
+    with torch.no_grad():
+        train_emb = mask_pooled_embedding(clip.model, (big - clip.mean) / clip.std,
+                                          m[keep].float(), frame_of[keep])
+        feats = clip.model.visual.trunk.forward_features((big - clip.mean) / clip.std)
+        w = F.adaptive_avg_pool2d(m[keep].float()[:, None], feats.shape[-2:]).flatten(1)
+        fmap = feats.flatten(2)[frame_of[keep]]
+        pooled = (w[:, None] * fmap).sum(-1) / w.sum(1, keepdim=True)  # as TubeClassifier
+        assert torch.allclose(train_emb, clip.head(pooled), atol=1e-4)
+
+
+def test_bad_training_inputs_are_refused(train_split, tmp_path):
+    from wsovvis.open_vocab.tiny_clip import train_tiny_clip
+
+    with pytest.raises(ValueError, match="inputs must be"):
+        train_tiny_clip(train_split["gt_json"], train_split["img_root"], str(tmp_path / "c.pt"),
+                        steps=1, inputs="videos")
+    with pytest.raises(ValueError, match="pools each object"):
+        train_tiny_clip(train_split["gt_json"], train_split["img_root"], str(tmp_path / "c.pt"),
+                        steps=1, inputs="frames", pooling="image")
+
+
+def test_crops_then_frames_training_runs(train_split, tmp_path):
+    from wsovvis.open_vocab.tiny_clip import train_tiny_clip
+
+    stats = train_tiny_clip(train_split["gt_json"], train_split["img_root"], str(tmp_path / "c.pt"),
+                            steps=4, batch_size=4, crop=64, scale=2.0, per_track=1, per_video=2,
+                            inputs="crops+frames", frame_fraction=0.5, frame_batch=2, joint=True)
+    assert stats["steps"] == 4 and (tmp_path / "c.pt").exists()
