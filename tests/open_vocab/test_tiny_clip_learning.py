@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-STEPS = int(os.environ.get("WSOVVIS_TINY_CLIP_TEST_STEPS", "240"))
+STEPS = int(os.environ.get("WSOVVIS_TINY_CLIP_TEST_STEPS", "100"))
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +70,5 @@ def test_trained_tiny_clip_names_val_tubes_far_above_chance(small_split, tmp_pat
     acc_trained, acc_untrained = _tube_accuracy(trained, val), _tube_accuracy(untrained, val)
     # 5 categories, chance 0.2 (the untrained CLIP measured 0.10); the full demo recipe (600
     # steps, 192 videos) names 91.6 AP of the demo's val GT tubes
-    assert acc_trained >= acc_untrained + 0.15 and acc_trained > 0.25, (acc_trained, acc_untrained)
+    # measured: 0.71 vs 0.10 after 100 steps, 0.74 after 240
+    assert acc_trained >= acc_untrained + 0.3 and acc_trained > 0.5, (acc_trained, acc_untrained)
