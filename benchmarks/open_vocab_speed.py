@@ -13,6 +13,10 @@ Examples::
 
     python benchmarks/open_vocab_speed.py                    # small scale (a few minutes on CPU)
     python benchmarks/open_vocab_speed.py --large-frames 8 --lengths 10 100 1000 --size 256 384
+    python benchmarks/open_vocab_speed.py --device cuda --large-frames 200 --tiny-frames 2000
+
+With ``--device cuda`` the throughput part runs on the GPU with fp16 autocast (``--no-amp``:
+fp32), synchronising before each clock read; the memory part stays a CPU RSS measurement.
 """
 import argparse
 import json
@@ -49,27 +53,34 @@ def _video(length, height, width, tubes=5, seed=0):
     return read, segs
 
 
-def _classifier(model_name, input_size, frames_per_batch=4):
+def _classifier(model_name, input_size, frames_per_batch=4, device="cpu", amp=True):
     import torch
 
     from wsovvis.open_vocab import DenseClip, TubeClassifier, load_clip, load_vocabulary
 
-    model, _ = load_clip(model_name, "")
-    clip = DenseClip(model, input_size=input_size)
+    model, _ = load_clip(model_name, "", device=device)
+    clip = DenseClip(model, input_size=input_size, amp=amp)
     vocab = load_vocabulary([f"class{i}" for i in range(20)])
     dim = model.text_projection.shape[1] if hasattr(model, "text_projection") and \
         model.text_projection is not None else model.visual.head.proj.out_features
-    text = torch.nn.functional.normalize(torch.randn(20, dim), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(20, dim), dim=-1).to(device)
     return TubeClassifier(clip=clip, vocabulary=vocab, text_embeddings=text, owner=torch.arange(20),
                           frames_per_batch=frames_per_batch)
 
 
-def throughput(model_name, input_size, frames, height, width):
-    clf = _classifier(model_name, input_size)
+def throughput(model_name, input_size, frames, height, width, device="cpu", amp=True):
+    import torch
+
+    clf = _classifier(model_name, input_size, device=device, amp=amp)
     read, segs = _video(frames, height, width)
-    clf.classify_tubes(read, [s[:1] for s in segs], height, width)  # warm-up
+    cuda = torch.device(device).type == "cuda"
+    warm = 4 if cuda else 1  # a few batches on CUDA (allocator, cuDNN autotuning)
+    clf.classify_tubes(read, [s[:warm] for s in segs], height, width)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     clf.classify_tubes(read, segs, height, width)
+    sync()
     dt = time.perf_counter() - t0
     return {"model": model_name, "input": list(clf.clip.input_shape(height, width)),
             "frames": frames, "seconds": round(dt, 2), "frames_per_s": round(frames / dt, 3)}
@@ -96,14 +107,14 @@ def _child(mode, length, height, width, model_name, input_size):
     if mode == "streaming":
         clf.classify_tubes(read, segs, height, width)
     else:  # keep-all baseline: the whole video's dense maps first, then pooling
-        from wsovvis.open_vocab.tube_classifier import _decode
+        from wsovvis.utils.rle import decode_segmentation
 
         maps = [clf.clip.dense(torch.from_numpy(read(t)).permute(2, 0, 1)[None])[0] for t in range(length)]
         held = sum(m.numel() * m.element_size() for m in maps)
         for tube in segs:
             embs = []
             for t, seg in enumerate(tube):
-                m = torch.from_numpy(_decode(seg, height, width)).float()
+                m = torch.from_numpy(decode_segmentation(seg, height, width)).float()
                 w = F.adaptive_avg_pool2d(m[None, None], maps[t].shape[-2:]).flatten()
                 embs.append(clf.clip.head(((maps[t].flatten(1) @ w) / w.sum())[None]))
     peak = _vm_hwm_mib()
@@ -122,6 +133,8 @@ def main(argv=None):
     p.add_argument("--memory-model", default="wsovvis_tiny_convnext")
     p.add_argument("--memory-input", type=int, default=256, help="CLIP input short side (memory)")
     p.add_argument("--out", default=None, help="also write the numbers as JSON")
+    p.add_argument("--device", default="cpu", help="throughput device: cpu, cuda, cuda:N")
+    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: fp16 autocast)")
     p.add_argument("--child", nargs=2, metavar=("MODE", "LENGTH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     h, w = args.size
@@ -129,11 +142,13 @@ def main(argv=None):
         return _child(args.child[0], int(args.child[1]), h, w, args.memory_model, args.memory_input)
     import torch
 
-    out = {"device": "cpu", "threads": torch.get_num_threads(), "frame_size": [h, w]}
-    print(f"[open_vocab_speed] CPU, {out['threads']} threads, frames {h}x{w}, 5 tubes per frame")
+    amp = not args.no_amp and args.device.startswith("cuda")
+    out = {"device": args.device, "amp": amp, "threads": torch.get_num_threads(), "frame_size": [h, w]}
+    print(f"[open_vocab_speed] {args.device} (amp {amp}), {out['threads']} CPU threads, frames {h}x{w}, "
+          "5 tubes per frame")
     out["throughput"] = [
-        throughput(args.large_model, 0, args.large_frames, h, w),
-        throughput("wsovvis_tiny_convnext", h, args.tiny_frames, h, w),
+        throughput(args.large_model, 0, args.large_frames, h, w, args.device, amp),
+        throughput("wsovvis_tiny_convnext", h, args.tiny_frames, h, w, args.device, amp),
     ]
     for r in out["throughput"]:
         print(f"  {r['model']:<24} input {r['input'][0]}x{r['input'][1]}: {r['frames_per_s']:.3f} frames/s "
