@@ -146,10 +146,8 @@ def demo_open_vocab(root: str, results_json: str, val_gt_json: str, val_img_root
     t0 = time.time()
     trained_pt = os.path.join(clip_dir, "tiny_clip_trained.pt")
     # mask-pooled crops at the naming scale, channels not permuted (the data gives each category
-    # a typical hue). Crops then whole frames (inputs="crops+frames") named held-out GT tubes
-    # better on the earlier random-colour data (top-1 0.49 vs 0.31-0.37), but with channel
-    # permutation on the current data both recipes named the demo's val tubes at chance
-    # (13.7 / 12.3 vs 13.2 untrained AP)
+    # a typical hue; with channel permutation the demo's val tubes were named at chance, 12.3 vs
+    # 13.2 untrained AP)
     stats = train_tiny_clip(train["gt_json"], train["img_root"], trained_pt, steps=clip_steps,
                             scale=scale, crop=crop, lr=lr, per_track=12, seed=seed)
     stats.update(scale=scale, crop=crop, lr=lr)

@@ -11,15 +11,11 @@ map averaged under the object's mask, then the image head, exactly what
 :class:`~wsovvis.open_vocab.TubeClassifier` reads when it names a tube, at the scale the frames
 are named at (``scale``), so objects span the same number of map cells in training and naming.
 
-Views (``inputs``): square crops around one object (cheap, the shapes are learnt fast), whole
-frames with every object on them pooled from the frame's map (the naming computation itself), or
-crops then frames. Measured on the earlier synthetic data with random colours per object
-(held-out GT tubes of another synthetic seed, 600 steps): crops only 0.32 / 0.36 top-1 (two
-seeds; 0.56 on held-out *crops*: a crop-to-frame gap), frames only 0.18 (does not train in 600
-steps), crops then frames for the last 40% 0.49 / 0.53. On the current data (a typical hue per
-category) crops then frames named the demo's val tubes at chance (13.7 vs 13.2 untrained AP)
-where crops alone reach 34.2, so the demo trains on crops.
-The result is saved as a plain state-dict file, loaded back through
+Training views are square crops around one object, cut at the naming scale. Measured on the
+earlier synthetic data with random colours per object, a crops-then-whole-frames recipe named
+held-out GT tubes better (top-1 0.49 vs 0.32-0.36), but on the current data (a typical hue per
+category) crops alone name the demo's val tubes at 34.2 AP (13.2 untrained), so that recipe was
+dropped. The result is saved as a plain state-dict file, loaded back through
 ``open_clip.create_model(name, pretrained=file)``.
 """
 import logging
@@ -39,8 +35,7 @@ from .clip_model import register_model_configs
 from .text_bank import VILD_TEMPLATES
 from .vocabulary import vocabulary_from_categories
 
-__all__ = ["TINY_CLIP_MODEL", "collect_crops", "collect_frames", "mask_pooled_embedding",
-           "naming_shape", "train_tiny_clip"]
+__all__ = ["TINY_CLIP_MODEL", "collect_crops", "mask_pooled_embedding", "train_tiny_clip"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,68 +98,7 @@ def collect_crops(gt_json: str, img_root: str, *, crop: int = 64, scale: float =
     return x, torch.from_numpy(np.stack(masks)), torch.tensor(labels, dtype=torch.long), vocab
 
 
-def collect_frames(gt_json: str, img_root: str, *, per_video: int = 12, seed: int = 0):
-    """Whole frames of a labelled YTVIS split with every object's mask on them.
-
-    Up to ``per_video`` frames of each video that show at least one object (drawn at random).
-    Every mask is checked (:func:`wsovvis.utils.rle.decode_segmentation`) before it is decoded.
-
-    Returns:
-        ``(frames, masks, labels, frame_of, vocabulary)``: (F, 3, H, W) uint8 frames, (N, H, W)
-        uint8 object masks, (N,) class indices, (N,) the frame index of each object.
-
-    Raises:
-        ValueError: a corrupt mask (names the file, video, annotation and frame), videos of
-            different frame sizes (one batch holds frames of one size), no objects.
-    """
-    import os
-
-    gt = read_json(gt_json, "ground-truth file")
-    vocab = vocabulary_from_categories(gt.get("categories") or [], gt_json)
-    index = {c.id: i for i, c in enumerate(vocab.categories)}
-    by_frame: Dict[tuple, list] = {}
-    for ann in gt.get("annotations", []):
-        for t, s in enumerate(ann["segmentations"]):
-            if s is not None:
-                by_frame.setdefault((int(ann["video_id"]), t), []).append(ann)
-    rng = np.random.default_rng(seed)
-    frames, masks, labels, frame_of, size = [], [], [], [], None
-    for video in gt["videos"]:
-        vid = int(video["id"])
-        height, width = int(video["height"]), int(video["width"])
-        if size is None:
-            size = (height, width)
-        elif (height, width) != size:
-            raise ValueError(f"{gt_json}: video {vid} is {height}x{width}, the first video "
-                             f"{size[0]}x{size[1]}: whole-frame training needs one frame size")
-        ts = sorted(t for v, t in by_frame if v == vid)
-        for t in sorted(rng.permutation(ts)[:per_video].tolist()) if ts else []:
-            objs = []
-            for ann in by_frame[(vid, t)]:
-                try:
-                    mask = decode_segmentation(ann["segmentations"][t], height, width)
-                except CorruptRLEError as e:
-                    raise ValueError(f"{gt_json}: video {vid}, annotation {ann.get('id')}, "
-                                     f"frame {t}: {e}") from None
-                if mask.sum() >= 16:
-                    objs.append((mask, index[int(ann["category_id"])]))
-            if not objs:
-                continue
-            for mask, label in objs:
-                masks.append(mask)
-                labels.append(label)
-                frame_of.append(len(frames))
-            frames.append(read_video_frame(os.path.join(img_root, video["file_names"][t]),
-                                           height, width, "RGB"))
-    if not frames:
-        raise ValueError(f"{gt_json}: no objects (no annotations with non-empty masks)")
-    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
-    return (x, torch.from_numpy(np.stack(masks)), torch.tensor(labels, dtype=torch.long),
-            torch.tensor(frame_of, dtype=torch.long), vocab)
-
-
-def mask_pooled_embedding(model, x: torch.Tensor, masks: torch.Tensor,
-                          image_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+def mask_pooled_embedding(model, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Image embeddings of the objects under ``masks``, computed as :class:`DenseClip` names tubes.
 
     The stride-32 map of the timm trunk is averaged with each cell weighted by the fraction of it
@@ -174,99 +108,61 @@ def mask_pooled_embedding(model, x: torch.Tensor, masks: torch.Tensor,
     Args:
         model: an open_clip model with a timm (ConvNeXt) image tower.
         x: (B, 3, H, W) normalised images.
-        masks: (N, h', w') float masks in {0, 1} (any resolution of the same aspect as ``x``).
-        image_index: (N,) the image of each mask (None: mask ``i`` lies on image ``i``).
+        masks: (B, h', w') float masks in {0, 1} (any resolution of the same aspect as ``x``).
 
     Returns:
-        (N, D) embeddings (not normalised).
+        (B, D) embeddings (not normalised).
     """
     v = model.visual
     feats = v.trunk.forward_features(x)  # (B, C, h, w)
-    w = F.adaptive_avg_pool2d(masks[:, None], feats.shape[-2:]).flatten(1)  # (N, h*w)
-    feats = feats.flatten(2)
-    if image_index is not None:
-        feats = feats[image_index]
-    pooled = (feats * w[:, None]).sum(-1) / w.sum(1, keepdim=True).clamp(min=1e-6)
+    w = F.adaptive_avg_pool2d(masks[:, None], feats.shape[-2:]).flatten(1)  # (B, h*w)
+    pooled = (feats.flatten(2) * w[:, None]).sum(-1) / w.sum(1, keepdim=True).clamp(min=1e-6)
     return v.head(v.trunk.forward_head(pooled[:, :, None, None]))
-
-
-def naming_shape(height: int, width: int, scale: float, stride: int = 32):
-    """The frame size at ``scale``, rounded to the stride, as :meth:`DenseClip.input_shape`."""
-    return (max(stride, int(round(height * scale / stride)) * stride),
-            max(stride, int(round(width * scale / stride)) * stride))
 
 
 def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 1000,
                     batch_size: int = 32, lr: float = 5e-3, crop: int = 64, scale: float = 1.0,
-                    seed: int = 0, model_name: str = TINY_CLIP_MODEL, inputs: str = "crops",
-                    per_track: int = 6, per_video: int = 12, jitter: float = 0.3,
-                    frame_batch: int = 6, frame_fraction: float = 0.4,
-                    joint: bool = False, permute_channels: bool = False, pooling: str = "mask",
+                    seed: int = 0, model_name: str = TINY_CLIP_MODEL, per_track: int = 6,
+                    jitter: float = 0.3, permute_channels: bool = False, pooling: str = "mask",
                     time_limit_s: Optional[float] = None) -> Dict:
-    """Train the tiny CLIP on objects + category-name captions; save it in open_clip's format.
+    """Train the tiny CLIP on object crops + category-name captions; save it in open_clip's format.
 
     Args:
         gt_json: labelled YTVIS GT (the synthetic *train* split in the demo).
         img_root: its frames.
         out_path: the state-dict file (written atomically).
         steps: optimisation steps.
-        batch_size: crops per crop step, frames per step with ``inputs="frames"``.
+        batch_size: crops per step.
         lr: AdamW learning rate (one-cycle schedule).
-        crop: crop side in pixels (= the model's image size; crops only).
-        scale: frame rescale factor (the naming input scale).
+        crop: crop side in pixels (= the model's image size).
+        scale: frame rescale factor before cropping (the naming input scale).
         seed: RNG seed (crops, init, batches).
         model_name: open_clip architecture.
-        inputs: "crops": square crops around single objects; "frames": whole frames resized by
-            ``scale`` exactly as :class:`DenseClip` resizes them, every object on a frame
-            mask-pooled from the frame's map (the naming computation: same context, grid and
-            borders); "crops+frames": crops first (the shape is learnt quickly), then frames for
-            the last ``frame_fraction`` of the steps (the context naming sees).
         per_track: crops per GT track (its frames drawn at random).
-        per_video: frames per video that shows objects (drawn at random).
         jitter: largest shift of the object from the crop centre, as a fraction of its box.
-        frame_batch: frames per frame step with ``inputs="crops+frames"``.
-        frame_fraction: the share of the steps trained on frames with ``"crops+frames"``.
-        joint: with ``"crops+frames"``, frame steps also take a batch of crops.
-        permute_channels: permute each image's RGB channels at random (colour invariance; off
-            when colour is a cue of the category).
-        pooling: "mask": the dense map is mask-pooled under the object's mask and passed
+        permute_channels: permute each crop's RGB channels at random (colour invariance; off
+            when colour is a cue of the category, as in the synthetic data).
+        pooling: "mask": the crop's dense map is mask-pooled under the object's mask and passed
             through the image head, exactly as tubes are named (:class:`TubeClassifier`), so the
             embedding the naming step reads is the one trained; "image": the whole crop through
-            ``encode_image`` (plain CLIP training; crops only).
+            ``encode_image`` (plain CLIP training).
         time_limit_s: stop early after this many seconds (None: never).
 
     Returns:
         ``{"steps", "seconds", "final_loss", "train_accuracy", "num_objects"}``.
 
     Raises:
-        ValueError: unknown ``pooling`` / ``inputs``, frames with image pooling, bad GT (see
-            :func:`collect_crops`, :func:`collect_frames`).
+        ValueError: unknown ``pooling``, bad GT (see :func:`collect_crops`).
     """
     import open_clip
 
     if pooling not in ("mask", "image"):
         raise ValueError(f"pooling must be 'mask' or 'image', not {pooling!r}")
-    if inputs not in ("frames", "crops", "crops+frames"):
-        raise ValueError(f"inputs must be 'frames', 'crops' or 'crops+frames', not {inputs!r}")
-    if inputs != "crops" and pooling != "mask":
-        raise ValueError("whole-frame training pools each object's mask (pooling='mask')")
     register_model_configs()
     torch.manual_seed(seed)
     t0 = time.time()
-    use_frames, use_crops = inputs != "crops", inputs != "frames"
-    if use_frames:
-        frames, f_masks, f_labels, frame_of, vocab = collect_frames(gt_json, img_root,
-                                                                    per_video=per_video, seed=seed)
-        size = naming_shape(frames.shape[-2], frames.shape[-1], scale)
-        objects_of = [[] for _ in range(len(frames))]
-        for i, f in enumerate(frame_of.tolist()):
-            objects_of[f].append(i)
-    if use_crops:
-        crops, c_masks, c_labels, vocab = collect_crops(
-            gt_json, img_root, crop=crop, scale=scale, per_track=per_track, jitter=jitter,
-            seed=seed)
-    first_frame_step = 0 if inputs == "frames" else steps if inputs == "crops" else \
-        int(round(steps * (1 - frame_fraction)))
+    crops, masks, labels, vocab = collect_crops(gt_json, img_root, crop=crop, scale=scale,
+                                                per_track=per_track, jitter=jitter, seed=seed)
     model = open_clip.create_model(model_name, pretrained=None)
     model.train()
     tokenizer = open_clip.get_tokenizer(model_name)
@@ -283,45 +179,25 @@ def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 
     off_diag = ~torch.eye(k, dtype=torch.bool)
     loss_v, acc, done = float("nan"), float("nan"), 0
 
-    def embed(on_frames: bool, n: int):
-        """Normalised embeddings and labels of ``n`` random crops or the objects of ``n`` frames."""
-        idx = torch.randint(len(frames) if on_frames else len(crops), (n,), generator=g)
-        x = (frames if on_frames else crops)[idx].float()
-        flip = torch.rand(n, generator=g) < 0.5
+    for step in range(steps):
+        idx = torch.randint(len(labels), (batch_size,), generator=g)
+        x = crops[idx].float()
+        m = masks[idx].float()
+        flip = torch.rand(batch_size, generator=g) < 0.5
         x[flip] = x[flip].flip(-1)
+        m[flip] = m[flip].flip(-1)
         if permute_channels:
             # with random colours per object (the earlier synthetic data) permuting the channels
             # kept the model from memorising them (crop accuracy 0.56 vs 0.33); with a typical
             # hue per category it destroys the hue cue (demo AP at chance, 12.3 vs 13.2)
-            perm = torch.argsort(torch.rand(n, 3, generator=g), dim=1)
+            perm = torch.argsort(torch.rand(batch_size, 3, generator=g), dim=1)
             x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
-        if on_frames:
-            obj = [(b, i) for b, f in enumerate(idx.tolist()) for i in objects_of[f]]
-            at = torch.tensor([b for b, _ in obj])
-            sel = torch.tensor([i for _, i in obj])
-            m, y = f_masks[sel].float(), f_labels[sel]
-            m[flip[at]] = m[flip[at]].flip(-1)
-            # resized exactly as DenseClip.dense resizes a frame before naming it
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        else:
-            at, y = None, c_labels[idx]
-            m = c_masks[idx].float()
-            m[flip] = m[flip].flip(-1)
+        y = labels[idx]
         x = (x - mean) / std
         if pooling == "mask":
-            return F.normalize(mask_pooled_embedding(model, x, m, at), dim=-1), y
-        return F.normalize(model.encode_image(x), dim=-1), y
-
-    for step in range(steps):
-        if step < first_frame_step:
-            img, y = embed(False, batch_size)
-        elif not use_crops:
-            img, y = embed(True, batch_size)
+            img = F.normalize(mask_pooled_embedding(model, x, m), dim=-1)
         else:
-            img, y = embed(True, frame_batch)
-            if joint:  # keep a crop batch in the frame phase
-                img2, y2 = embed(False, batch_size)
-                img, y = torch.cat([img, img2]), torch.cat([y, y2])
+            img = F.normalize(model.encode_image(x), dim=-1)
         # one caption embedding per category: the normalised mean over its prompt names x
         # templates, exactly as the text bank classifies at naming time
         txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
@@ -347,6 +223,5 @@ def train_tiny_clip(gt_json: str, img_root: str, out_path: str, *, steps: int = 
             break
     model.eval()
     atomic_write(out_path, lambda f: torch.save(model.state_dict(), f), mode="wb")
-    num_objects = len(c_labels if use_crops else f_labels)
     return {"steps": done, "seconds": round(time.time() - t0, 1), "final_loss": round(loss_v, 4),
-            "train_accuracy": round(acc, 3), "num_objects": int(num_objects)}
+            "train_accuracy": round(acc, 3), "num_objects": int(len(labels))}
