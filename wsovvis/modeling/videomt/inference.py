@@ -139,17 +139,17 @@ class CompactMaskLogits:
         code.values = [np.frombuffer(p[2], dtype=np.float32).copy() for p in parts.values()]
         return code
 
-    def to_record(self) -> Tuple[list, List[bytes]]:
+    def to_record(self) -> Tuple[list, list]:
         """``(header, segments)``: header ``[h, w, queries, lengths]`` (three lengths per query:
-        signs, needed, values; -1 for None) and the concatenable per-query byte segments."""
-        queries = sorted(self.queries, key=self.queries.get)
+        signs, needed, values; -1 for None) and the per-query byte segments (the values as
+        views of the float32 arrays, not copies), ready for ``b"".join``."""
         lengths, segments = [], []
-        for i in range(len(queries)):
-            value_bytes = self.values[i].astype(np.float32, copy=False).tobytes()
-            for part in (self.signs[i], self.needed[i], value_bytes):
+        for i in range(len(self.queries)):
+            values = memoryview(np.ascontiguousarray(self.values[i], np.float32)).cast("B")
+            for part in (self.signs[i], self.needed[i], values):
                 lengths.append(-1 if part is None else len(part))
-                segments.append(part or b"")
-        return [self.shape[0], self.shape[1], queries, lengths], segments
+                segments.append(b"" if part is None else part)
+        return [self.shape[0], self.shape[1], list(self.queries), lengths], segments
 
     def nbytes(self) -> int:
         """Bytes held by the code (RLE strings and values)."""
